@@ -1,0 +1,63 @@
+//! The live clock: the server's time as it arrives on `/remote`, with the most recent ticks.
+
+use leptos::logging::log;
+use leptos::prelude::*;
+
+use crate::components::connection_status::ConnectionBadge;
+use crate::stream::use_event_stream;
+use crate::tick;
+
+/// How many recent ticks the list keeps; older ones fall off so the page's memory stays flat.
+pub const RECENT_TICKS: usize = 20;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Tick {
+    /// Position in arrival order; the list's key, since two ticks may carry the same text.
+    seq: u64,
+    raw: String,
+}
+
+#[component]
+pub fn LiveClock() -> impl IntoView {
+    let recent = RwSignal::new(Vec::<Tick>::with_capacity(RECENT_TICKS));
+    let received = RwSignal::new(0u64);
+
+    let state = use_event_stream("/remote", move |data: String| {
+        log!("herald tick {data}");
+        let seq = received.get_untracked() + 1;
+        received.set(seq);
+        recent.update(|ticks| {
+            ticks.insert(0, Tick { seq, raw: data });
+            ticks.truncate(RECENT_TICKS);
+        });
+    });
+
+    let latest = move || recent.with(|ticks| ticks.first().and_then(|t| tick::decode(&t.raw)));
+
+    view! {
+        <section class="card clock" aria-labelledby="clock-title">
+            <header class="card-header">
+                <h2 id="clock-title">"Server clock"</h2>
+                <ConnectionBadge state/>
+            </header>
+            <p class="clock-time" data-testid="latest">
+                {move || latest().map(tick::time_of_day).unwrap_or_else(|| "--:--:--".into())}
+            </p>
+            <p class="clock-date">
+                {move || latest().map(|t| format!("{} · UTC", tick::long_date(t))).unwrap_or_else(|| "waiting for the first tick".into())}
+            </p>
+            <p class="clock-count">"Events received: " <span data-testid="count">{received}</span></p>
+            <h3 class="recent-title">"Recent ticks"</h3>
+            <ol class="recent" data-testid="ticks">
+                <For
+                    each=move || recent.get()
+                    key=|t| t.seq
+                    children=|t| {
+                        let shown = tick::decode(&t.raw).map(tick::time_of_day_millis).unwrap_or_else(|| t.raw.clone());
+                        view! { <li data-ts=t.raw.clone()><time datetime=t.raw.clone()>{shown}</time></li> }
+                    }
+                />
+            </ol>
+        </section>
+    }
+}

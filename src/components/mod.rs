@@ -1,0 +1,4 @@
+//! The page's building blocks; each renders the same markup on the server and in the browser.
+
+pub mod connection_status;
+pub mod live_clock;

@@ -1,0 +1,20 @@
+//! Herald: a Leptos page and an axum server that stream live events over Server-Sent Events.
+//!
+//! The crate builds twice. With `ssr` it is the server (see [`server`]); with `hydrate` it is the
+//! wasm bundle that takes over the server-rendered page in the browser ([`hydrate`]).
+
+pub mod app;
+pub mod components;
+pub mod stream;
+pub mod tick;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// Entry point of the wasm bundle: attaches the reactive app to the server-rendered DOM.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

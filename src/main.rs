@@ -1,0 +1,17 @@
+//! The `herald` server binary: reads its settings, serves, and shuts down gracefully on a signal.
+
+use clap::Parser;
+use herald::server::{config::Config, shutdown, telemetry, Application};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::parse();
+    telemetry::init();
+    let leptos_options = leptos::config::get_configuration(None)?.leptos_options;
+
+    let app = Application::build(config, leptos_options).await?;
+    tracing::info!("listening on http://{}", app.local_addr()?);
+    app.run_until(shutdown::signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

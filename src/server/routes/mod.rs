@@ -1,0 +1,3 @@
+//! One module per HTTP route that is not a Leptos page.
+
+pub mod remote;
