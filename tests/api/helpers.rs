@@ -1,0 +1,119 @@
+//! `spawn_app()`: a real Herald on 127.0.0.1 port 0, and the ways the tests read it.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use eventsource_stream::{Event, EventStream, Eventsource};
+use futures::{Stream, StreamExt};
+use herald::server::{config::Config, Application};
+use leptos::config::LeptosOptions;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// How long any single expected event may take before a test fails instead of hanging.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub http: reqwest::Client,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<io::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server whose defaults `adjust` may change first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
+    adjust(&mut config);
+    let options = LeptosOptions::builder()
+        .output_name("herald")
+        .site_root("target/site")
+        .site_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build();
+    let app = Application::build(config, options)
+        .await
+        .expect("binds port 0");
+    let address = app.local_addr().expect("a bound address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        stop,
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    /// Opens an SSE stream and parses it with an independent parser (`eventsource-stream`).
+    pub async fn subscribe(
+        &self,
+        path: &str,
+    ) -> EventStream<impl Stream<Item = reqwest::Result<bytes::Bytes>>> {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes_stream().eventsource()
+    }
+
+    /// Signals shutdown as SIGTERM would, and returns how long the server took to stop.
+    pub async fn shut_down(self) -> Duration {
+        let started = tokio::time::Instant::now();
+        self.stop.send(()).expect("the server is still running");
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("the server stops")
+            .expect("the server task did not panic")
+            .expect("the server stopped without error");
+        started.elapsed()
+    }
+}
+
+/// The next event of `stream`, failing the test if none comes within [`PATIENCE`].
+pub async fn next_event<S, E>(stream: &mut S) -> Event
+where
+    S: Stream<Item = Result<Event, E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    match tokio::time::timeout(PATIENCE, stream.next()).await {
+        Ok(Some(Ok(event))) => event,
+        Ok(Some(Err(err))) => panic!("the stream broke: {err:?}"),
+        Ok(None) => panic!("the stream ended"),
+        Err(_) => panic!("no event within {PATIENCE:?}"),
+    }
+}
+
+/// Reads the raw body of a stream until `enough` says so, failing the test after [`PATIENCE`].
+pub async fn read_raw_until(response: reqwest::Response, enough: impl Fn(&str) -> bool) -> String {
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let reading = async {
+        while !enough(&text) {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    text.push_str(std::str::from_utf8(&chunk).expect("UTF-8 frames"))
+                }
+                other => panic!("the stream stopped early ({other:?}) after {text:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, reading)
+        .await
+        .unwrap_or_else(|_| panic!("not enough within {PATIENCE:?}: {text:?}"));
+    text
+}
