@@ -7,11 +7,12 @@ use herald::server::{config::Config, shutdown, telemetry, Application};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
     telemetry::init();
+    let stop = shutdown::signal()?;
     let leptos_options = leptos::config::get_configuration(None)?.leptos_options;
 
     let app = Application::build(config, leptos_options).await?;
     tracing::info!("listening on http://{}", app.local_addr()?);
-    app.run_until(shutdown::signal()).await?;
+    app.run_until(stop).await?;
     tracing::info!("stopped");
     Ok(())
 }

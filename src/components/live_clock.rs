@@ -17,6 +17,12 @@ struct Tick {
     raw: String,
 }
 
+/// Puts `tick` first and forgets whatever falls past [`RECENT_TICKS`].
+fn remember(ticks: &mut Vec<Tick>, tick: Tick) {
+    ticks.insert(0, tick);
+    ticks.truncate(RECENT_TICKS);
+}
+
 #[component]
 pub fn LiveClock() -> impl IntoView {
     let recent = RwSignal::new(Vec::<Tick>::with_capacity(RECENT_TICKS));
@@ -26,10 +32,7 @@ pub fn LiveClock() -> impl IntoView {
         log!("herald tick {data}");
         let seq = received.get_untracked() + 1;
         received.set(seq);
-        recent.update(|ticks| {
-            ticks.insert(0, Tick { seq, raw: data });
-            ticks.truncate(RECENT_TICKS);
-        });
+        recent.update(|ticks| remember(ticks, Tick { seq, raw: data }));
     });
 
     let latest = move || recent.with(|ticks| ticks.first().and_then(|t| tick::decode(&t.raw)));
@@ -59,5 +62,27 @@ pub fn LiveClock() -> impl IntoView {
                 />
             </ol>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_keeps_the_20_newest_ticks_newest_first() {
+        let mut ticks = vec![];
+        for seq in 1..=25 {
+            remember(
+                &mut ticks,
+                Tick {
+                    seq,
+                    raw: format!("tick {seq}"),
+                },
+            );
+        }
+
+        let kept: Vec<u64> = ticks.iter().map(|tick| tick.seq).collect();
+        assert_eq!(kept, (6..=25).rev().collect::<Vec<_>>());
     }
 }

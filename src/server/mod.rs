@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     let pages = generate_route_list(App);
     Router::new()
         .route("/remote", get(routes::remote::clock_stream))
+        .route("/healthz", get(routes::health::health))
         .leptos_routes(&state, pages, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

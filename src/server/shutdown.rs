@@ -1,31 +1,27 @@
 //! The process signals that start a graceful shutdown.
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
-pub async fn signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+use std::{future::Future, io};
 
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+/// Listens for SIGINT (Ctrl-C) and SIGTERM from this call on, and returns a future that
+/// completes on the first of them. Listening starts before the server binds, so a signal that
+/// arrives during start-up is a graceful stop rather than the default abrupt exit.
+#[cfg(unix)]
+pub fn signal() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("received SIGINT"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+pub fn signal() -> io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -61,3 +61,14 @@ async fn home_page_refuses_post_with_405() {
 
     assert_eq!(response.status(), 405);
 }
+
+#[tokio::test]
+async fn healthz_reports_ok_as_json() {
+    let app = spawn_app().await;
+
+    let response = app.get("/healthz").await;
+
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "status": "ok" }));
+}

@@ -1,0 +1,38 @@
+# The README's two commands: `make run` and `make test`. Both install what is missing first.
+SHELL := bash
+export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: run test setup setup-test lint test-rust test-e2e release bench
+
+## Set up, then run Herald at http://127.0.0.1:3000, rebuilding on every change.
+run: setup
+	cargo leptos watch
+
+## Set up, then run every check and test: lints, Rust unit and integration tests, Playwright.
+test: setup-test lint test-e2e test-rust
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+	dockerfilelint Dockerfile
+
+test-e2e:
+	cargo leptos end-to-end
+
+test-rust:
+	cargo test --features ssr
+
+## An optimised build: target/release/herald and target/site.
+release: setup
+	cargo leptos build --release
+
+## Bundle sizes and time to first tick on a release build (see README, "Performance").
+bench: release setup-test
+	scripts/bench-first-tick.sh

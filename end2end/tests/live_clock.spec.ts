@@ -1,0 +1,120 @@
+import { expect, test, type Page } from "@playwright/test";
+
+/** Everything that would show up as a problem to a person with the developer tools open. */
+function watchForProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  page.on("requestfailed", (request) =>
+    problems.push(`failed request: ${request.url()} (${request.failure()?.errorText})`),
+  );
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+  });
+  return problems;
+}
+
+/** The ticks in the list, oldest first, as their raw RFC 3339 timestamps. */
+async function ticksShown(page: Page): Promise<string[]> {
+  const stamps = await page
+    .getByTestId("ticks")
+    .locator("li")
+    .evaluateAll((items) => items.map((item) => item.getAttribute("data-ts") ?? ""));
+  return stamps.reverse();
+}
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("the server-rendered page has the heading, the connecting state and an empty list", async ({ page }) => {
+    const response = await page.goto("/");
+
+    expect(response?.status()).toBe(200);
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText("Herald");
+    await expect(page.getByTestId("connection-state")).toHaveText("connecting");
+    await expect(page.getByTestId("ticks").locator("li")).toHaveCount(0);
+  });
+});
+
+test("timestamps stream in about a second apart, and each is logged to the console", async ({ page }) => {
+  const logged: string[] = [];
+  page.on("console", (message) => {
+    const tick = /^herald tick (\S+)$/.exec(message.text());
+    if (tick) logged.push(tick[1]);
+  });
+
+  await page.goto("/");
+  // The first tick comes at once, then one on every wall-clock second: 4 ticks fit in 5 s.
+  await expect
+    .poll(async () => (await ticksShown(page)).length, { timeout: 5_000 })
+    .toBeGreaterThanOrEqual(4);
+
+  const stamps = await ticksShown(page);
+  const times = stamps.map((stamp) => Date.parse(stamp));
+  times.forEach((time, i) => expect(time, `tick ${stamps[i]}`).not.toBeNaN());
+  for (let i = 1; i < times.length; i++) {
+    expect(times[i], `${stamps[i - 1]} then ${stamps[i]}`).toBeGreaterThan(times[i - 1]);
+  }
+  // The gap after the immediate first tick can be short; the ones after it are on the second.
+  for (let i = 2; i < times.length; i++) {
+    expect(times[i] - times[i - 1], `${stamps[i - 1]} then ${stamps[i]}`).toBeGreaterThan(850);
+    expect(times[i] - times[i - 1], `${stamps[i - 1]} then ${stamps[i]}`).toBeLessThan(1150);
+  }
+  await expect(page.getByTestId("connection-state")).toHaveText("live");
+  const newest = stamps[stamps.length - 1];
+  await expect(page.getByTestId("latest")).toHaveText(/^\d{2}:\d{2}:\d{2}$/);
+  expect(Number(await page.getByTestId("count").textContent())).toBeGreaterThanOrEqual(stamps.length);
+  expect(logged).toEqual(expect.arrayContaining(stamps));
+  expect(newest.endsWith("Z")).toBe(true);
+});
+
+test("a first page load logs no console errors and has no failed requests", async ({ page }) => {
+  const problems = watchForProblems(page);
+
+  await page.goto("/");
+  await expect(page.getByTestId("connection-state")).toHaveText("live");
+  await expect.poll(async () => (await ticksShown(page)).length).toBeGreaterThanOrEqual(2);
+
+  expect(problems).toEqual([]);
+});
+
+test("the list shows the newest tick first", async ({ page }) => {
+  // The cap of 20 entries is a unit test of the component (live_clock.rs).
+  await page.goto("/");
+  await expect.poll(async () => (await ticksShown(page)).length).toBeGreaterThanOrEqual(3);
+  const newestFirst = await page
+    .getByTestId("ticks")
+    .locator("li")
+    .evaluateAll((items) => items.map((item) => Date.parse(item.getAttribute("data-ts") ?? "")));
+  expect([...newestFirst].sort((a, b) => b - a)).toEqual(newestFirst);
+});
+
+test("when the network drops the page says reconnecting, then goes live again and ticks resume", async ({
+  page,
+  context,
+}) => {
+  await page.goto("/");
+  const state = page.getByTestId("connection-state");
+  await expect(state).toHaveText("live");
+  await expect.poll(async () => (await ticksShown(page)).length).toBeGreaterThanOrEqual(2);
+
+  await context.setOffline(true);
+  await expect(state).toHaveText("reconnecting");
+  const countWhileDown = (await ticksShown(page)).length;
+
+  await context.setOffline(false);
+  // The browser retries after the server's `retry:` hint (3 s by default).
+  await expect(state).toHaveText("live", { timeout: 10_000 });
+  await expect
+    .poll(async () => (await ticksShown(page)).length, { timeout: 5_000 })
+    .toBeGreaterThan(countWhileDown);
+});
+
+test("an unknown path renders the app's 404 page", async ({ page }) => {
+  const response = await page.goto("/no/such/page");
+
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Page not found");
+});

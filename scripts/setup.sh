@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs whatever Herald needs and is missing; quick when everything is already there.
+#
+#   scripts/setup.sh          build tools: wasm target, cargo-leptos, wasm-bindgen CLI, npm tools
+#   scripts/setup.sh --test   the same, plus Debian's Chromium and the Playwright packages
+#
+# Everything comes from the package registries (crates.io, npm, Debian): nothing is downloaded
+# from GitHub, so cargo-leptos is built with `no_downloads` and every tool it runs is installed here.
+set -euo pipefail
+
+readonly CARGO_LEPTOS_VERSION=0.3.10
+cd "$(dirname "$0")/.."
+
+with_tests=false
+case "${1:-}" in
+  --test) with_tests=true ;;
+  "") ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+command -v cc >/dev/null || apt_packages+=(build-essential)
+command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
+command -v npm >/dev/null || apt_packages+=(nodejs npm)
+if $with_tests; then
+  command -v chromium >/dev/null || apt_packages+=(chromium)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  say "installing Debian packages: ${apt_packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is missing; install Rust with rustup first (https://rustup.rs)" >&2
+  exit 1
+fi
+
+# rust-toolchain.toml names the target too, but only a fresh toolchain install honours it.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+  say "building cargo-leptos $CARGO_LEPTOS_VERSION (about 12 minutes on 2 cores)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+fi
+
+# cargo-leptos runs the wasm-bindgen found on PATH, which must match Cargo.lock exactly.
+wasm_bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wasm_bindgen_version" ]; then
+  say "building wasm-bindgen-cli $wasm_bindgen_version"
+  # Not --locked: its lock file names a crate version the registry no longer serves.
+  cargo install wasm-bindgen-cli --version "$wasm_bindgen_version" --force
+fi
+
+# wasm-opt (npm binaryen) for release builds, dockerfilelint for the tests.
+if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
+  say "installing npm tools (binaryen, dockerfilelint)"
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error
+fi
+
+if $with_tests; then
+  if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+    say "installing Playwright (without a browser: the tests use Debian's Chromium)"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix end2end --no-audit --no-fund --loglevel=error
+  fi
+fi
+
+say "ready"

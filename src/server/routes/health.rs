@@ -1,0 +1,8 @@
+//! `GET /healthz`: liveness for load balancers and the container's HEALTHCHECK.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+pub async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
