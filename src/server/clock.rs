@@ -1,20 +1,42 @@
-//! The clock task: one instant per wall-clock second, shared by every `/remote` subscriber.
+//! The clock task: one tick per wall-clock second, framed once and shared by every `/remote`
+//! subscriber.
 //!
 //! Each wait is computed afresh from the wall clock, so the ticks stay on the second: a late
 //! wake-up delays that one tick and never shifts the ones after it.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// The latest tick. A subscriber that misses one simply sees the next: ticks are ephemeral.
-pub type Ticks = watch::Receiver<DateTime<Utc>>;
+use super::event;
+use crate::tick;
+
+/// One tick: when it was taken, and its SSE frame (unnamed, without an id: ticks are ephemeral).
+#[derive(Clone, Debug)]
+pub struct Tick {
+    pub at: DateTime<Utc>,
+    pub frame: Bytes,
+}
+
+impl Tick {
+    pub fn now() -> Self {
+        let at = Utc::now();
+        Self {
+            at,
+            frame: event::frame(None, None, &tick::encode(at)),
+        }
+    }
+}
+
+/// The latest tick. A subscriber that misses one simply sees the next.
+pub type Ticks = watch::Receiver<Tick>;
 
 /// Starts the clock; it stops when `shutdown` is cancelled.
 pub fn spawn(shutdown: CancellationToken) -> Ticks {
-    let (sender, ticks) = watch::channel(Utc::now());
+    let (sender, ticks) = watch::channel(Tick::now());
     tokio::spawn(async move {
         loop {
             let target = next_second(Utc::now());
@@ -22,7 +44,7 @@ pub fn spawn(shutdown: CancellationToken) -> Ticks {
                 () = shutdown.cancelled() => return,
                 () = sleep_until(target) => {}
             }
-            if sender.send(Utc::now()).is_err() {
+            if sender.send(Tick::now()).is_err() {
                 return;
             }
         }
@@ -90,12 +112,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_tick_is_framed_as_an_unnamed_event_without_an_id() {
+        let tick = Tick::now();
+        assert_eq!(
+            tick.frame,
+            Bytes::from(format!("data: {}\n\n", tick::encode(tick.at)))
+        );
+    }
+
     #[tokio::test]
     async fn the_clock_ticks_on_whole_seconds_and_stops_on_shutdown() {
         let shutdown = CancellationToken::new();
         let mut ticks = spawn(shutdown.clone());
         ticks.changed().await.unwrap();
-        let tick = *ticks.borrow_and_update();
+        let tick = ticks.borrow_and_update().at;
         assert!(
             tick.timestamp_subsec_millis() < 100,
             "tick at {tick} is not on the second"

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use super::hub::HubSettings;
+
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "herald",
@@ -17,13 +19,73 @@ pub struct Config {
     #[arg(long, env = "HERALD_KEEP_ALIVE", default_value = "15s", value_parser = positive_duration)]
     pub keep_alive: Duration,
 
-    /// Reconnection delay suggested to clients in the stream's `retry:` field.
+    /// Base reconnection delay suggested in a stream's `retry:` field; each connection gets it
+    /// with ±50% jitter, so that a restart does not bring every client back at once.
     #[arg(long, env = "HERALD_RETRY", default_value = "3s", value_parser = positive_duration)]
     pub retry: Duration,
 
     /// How long open connections get to close after SIGTERM or Ctrl-C before the server exits anyway.
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Bearer token that `POST /publish` requires; publishing is disabled when it is unset.
+    #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true)]
+    pub publish_token: Option<String>,
+
+    /// Shared secret of the HMAC signatures on `POST /callbacks/{job}`; callbacks are refused
+    /// when it is unset.
+    #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true)]
+    pub callback_secret: Option<String>,
+
+    /// How far a callback's signature time may be from the server's clock.
+    #[arg(long, env = "HERALD_CALLBACK_TOLERANCE", default_value = "5m", value_parser = positive_duration)]
+    pub callback_tolerance: Duration,
+
+    /// How many events the history keeps for `Last-Event-ID` replay.
+    #[arg(long, env = "HERALD_HISTORY_LEN", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_len: u32,
+
+    /// How long an event stays in the history.
+    #[arg(long, env = "HERALD_HISTORY_AGE", default_value = "10m", value_parser = positive_duration)]
+    pub history_age: Duration,
+
+    /// How many events may wait for one slow subscriber before it is disconnected.
+    #[arg(long, env = "HERALD_QUEUE_LEN", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_len: u32,
+
+    /// How many event streams may be open at once; past it, `503` with `Retry-After`.
+    #[arg(long, env = "HERALD_MAX_SUBSCRIBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_subscribers: u32,
+
+    /// How many topics one `/events` connection may follow.
+    #[arg(long, env = "HERALD_MAX_TOPICS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_topics: u32,
+
+    /// The largest request body accepted by `/publish` and `/callbacks`, in bytes.
+    #[arg(long, env = "HERALD_MAX_BODY", default_value_t = 64 * 1024)]
+    pub max_body: usize,
+
+    /// Where the job worker listens; `Start job` asks it to run jobs.
+    #[arg(
+        long,
+        env = "HERALD_WORKER_URL",
+        default_value = "http://127.0.0.1:3002"
+    )]
+    pub worker_url: String,
+
+    /// This server's address as the worker should call it back; defaults to the bound address.
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    pub fn hub_settings(&self) -> HubSettings {
+        HubSettings {
+            history_len: self.history_len as usize,
+            history_age: self.history_age,
+            queue_len: self.queue_len as usize,
+        }
+    }
 }
 
 /// A human duration such as `15s` or `250ms` that is not zero (a zero interval would spin).

@@ -2,7 +2,11 @@
 
 pub mod clock;
 pub mod config;
+pub mod error;
+pub mod event;
+pub mod hub;
 pub mod routes;
+pub mod session;
 pub mod shutdown;
 pub mod sse;
 pub mod telemetry;
@@ -11,10 +15,16 @@ use std::{
     future::{Future, IntoFuture},
     io,
     net::SocketAddr,
-    time::Duration,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use axum::{extract::FromRef, routing::get, Router};
+use axum::{
+    extract::{DefaultBodyLimit, FromRef},
+    middleware,
+    routing::{get, post},
+    Router,
+};
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
@@ -23,28 +33,44 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::{shell, App};
 use config::Config;
+use hub::Hub;
 
 /// What every handler may reach.
-#[derive(Clone, FromRef)]
+#[derive(Clone)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub clock: clock::Ticks,
-    pub streams: sse::StreamSettings,
-    /// Cancelled once, when the server starts to shut down; every stream ends on it.
-    pub shutdown: CancellationToken,
+    pub hub: Arc<Hub>,
+    pub streams: sse::Streams,
+    pub publish_token: Option<Arc<str>>,
+    pub max_topics: usize,
+    pub max_body: usize,
 }
 
-/// The whole HTTP surface: the SSE routes, the Leptos pages, static assets, and the 404 page.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The whole HTTP surface: the SSE routes, the publish API, the Leptos pages, static assets,
+/// and the 404 page.
 pub fn router(state: AppState) -> Router {
     let pages = generate_route_list(App);
     Router::new()
         .route("/remote", get(routes::remote::clock_stream))
+        .route("/events", get(routes::events::event_stream))
+        .route(
+            "/publish",
+            post(routes::publish::publish).layer(DefaultBodyLimit::max(state.max_body)),
+        )
         .route("/healthz", get(routes::health::health))
         .leptos_routes(&state, pages, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(session::ensure_session))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -65,8 +91,11 @@ impl Application {
         let state = AppState {
             leptos_options,
             clock: clock::spawn(shutdown.clone()),
-            streams: sse::StreamSettings::from(&config),
-            shutdown: shutdown.clone(),
+            hub: Hub::new(incarnation(), config.hub_settings()),
+            streams: sse::Streams::new(&config, shutdown.clone()),
+            publish_token: config.publish_token.as_deref().map(Arc::from),
+            max_topics: config.max_topics as usize,
+            max_body: config.max_body,
         };
         Ok(Self {
             listener,
@@ -106,4 +135,11 @@ impl Application {
             }
         }
     }
+}
+
+/// Tells this run's event ids from an earlier run's: the start time in milliseconds.
+fn incarnation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }

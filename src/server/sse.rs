@@ -1,56 +1,131 @@
-//! How Herald speaks SSE over HTTP: the response headers, the opening `retry:` hint, keep-alive
-//! comments, and the end of every stream when the server shuts down.
+//! How Herald speaks SSE over HTTP: the response headers, the opening `retry:` hint with jitter,
+//! keep-alive comments on idle streams, the limit on open streams, and the end of every stream
+//! when the server shuts down.
+//!
+//! Streams are bodies of pre-framed [`Bytes`] rather than axum's `Sse` of `Event`s: an event is
+//! framed once by the hub and the same bytes go to every subscriber, where an `Event` would be
+//! copied and re-serialised for each one.
 
-use std::{convert::Infallible, time::Duration};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
-    http::{header::HeaderName, HeaderValue},
-    response::{
-        sse::{Event, KeepAlive, Sse},
-        IntoResponse,
-    },
+    body::Body,
+    http::{header, HeaderValue},
+    response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 use futures::{future, stream, Stream, StreamExt};
+use rand::Rng;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::config::Config;
+use super::{config::Config, error::ApiError, event};
 
-/// Tells nginx-style proxies not to buffer the stream, or events arrive in bursts.
-const NO_PROXY_BUFFERING: (HeaderName, HeaderValue) = (
-    HeaderName::from_static("x-accel-buffering"),
-    HeaderValue::from_static("no"),
-);
+/// How long a client turned away by the stream limit should wait before trying again.
+const RETRY_AFTER_FULL: Duration = Duration::from_secs(5);
 
-/// The per-stream settings taken from the configuration.
+/// Everything an SSE route needs to open a stream.
 #[derive(Clone, Debug)]
-pub struct StreamSettings {
-    pub keep_alive: Duration,
-    pub retry: Duration,
+pub struct Streams {
+    keep_alive: Duration,
+    retry: Duration,
+    slots: Arc<Semaphore>,
+    max: usize,
+    shutdown: CancellationToken,
 }
 
-impl From<&Config> for StreamSettings {
-    fn from(config: &Config) -> Self {
+/// A place among the open streams, held for as long as the stream lives.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Streams {
+    pub fn new(config: &Config, shutdown: CancellationToken) -> Self {
+        let max = config.max_subscribers as usize;
         Self {
             keep_alive: config.keep_alive,
             retry: config.retry,
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            shutdown,
         }
+    }
+
+    /// Takes a place for one more stream, or refuses with 503 when all are taken.
+    pub fn reserve(&self) -> Result<Slot, ApiError> {
+        Arc::clone(&self.slots)
+            .try_acquire_owned()
+            .map(|permit| Slot { _permit: permit })
+            .map_err(|_| ApiError::Busy {
+                message: format!("the server holds its maximum of {} streams", self.max),
+                retry_after: RETRY_AFTER_FULL,
+            })
+    }
+
+    /// How many streams are open now.
+    pub fn open(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// The SSE response: a `retry:` hint, then `frames`, with a keep-alive comment whenever the
+    /// stream has been idle for the keep-alive interval. It ends when `frames` ends or the server
+    /// shuts down, and gives back its slot when it is dropped.
+    pub fn respond(
+        &self,
+        frames: impl Stream<Item = Bytes> + Send + 'static,
+        slot: Slot,
+    ) -> Response {
+        let idle = self.keep_alive;
+        let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
+        let body = stream::once(future::ready(event::retry_frame(jittered(self.retry))))
+            .chain(frames)
+            .map(move |frame| {
+                let _ = &slot;
+                frame
+            });
+        let body = tokio_stream::StreamExt::timeout_repeating(body, keep_alive)
+            .map(|frame| frame.unwrap_or(event::KEEP_ALIVE))
+            .take_until(self.shutdown.clone().cancelled_owned())
+            .map(Ok::<_, Infallible>);
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                // nginx-style proxies would otherwise buffer events into bursts.
+                (
+                    header::HeaderName::from_static("x-accel-buffering"),
+                    HeaderValue::from_static("no"),
+                ),
+            ],
+            Body::from_stream(body),
+        )
+            .into_response()
     }
 }
 
-/// Wraps `events` as an SSE response that opens with a `retry:` hint, sends keep-alive comments
-/// while idle, and ends when `shutdown` is cancelled.
-pub fn respond(
-    events: impl Stream<Item = Event> + Send + 'static,
-    settings: &StreamSettings,
-    shutdown: &CancellationToken,
-) -> impl IntoResponse {
-    let retry_hint = stream::once(future::ready(Event::default().retry(settings.retry)));
-    let body = retry_hint
-        .chain(events)
-        .take_until(shutdown.clone().cancelled_owned())
-        .map(Ok::<_, Infallible>);
-    (
-        [NO_PROXY_BUFFERING],
-        Sse::new(body).keep_alive(KeepAlive::new().interval(settings.keep_alive)),
-    )
+/// The base delay ±50%, in whole milliseconds, drawn afresh for each connection.
+fn jittered(base: Duration) -> u64 {
+    let base = base.as_millis().min(u64::MAX as u128) as u64;
+    rand::rng().random_range(base / 2..=base.saturating_add(base / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_jitter_stays_within_half_the_base_either_way() {
+        let draws: Vec<u64> = (0..1000)
+            .map(|_| jittered(Duration::from_secs(3)))
+            .collect();
+        assert!(draws.iter().all(|ms| (1500..=4500).contains(ms)));
+        assert!(
+            draws.iter().any(|ms| *ms < 2500) && draws.iter().any(|ms| *ms > 3500),
+            "no spread"
+        );
+    }
 }

@@ -113,11 +113,16 @@ async fn remote_opens_with_a_retry_hint_and_keeps_idle_streams_alive_with_commen
 
     let raw = read_raw_until(app.get("/remote").await, |text| text.contains("\n\n:\n\n")).await;
 
+    let (opening, rest) = raw.split_once("\n\n").expect("a first block");
+    let retry: u64 = opening
+        .strip_prefix("retry: ")
+        .and_then(|millis| millis.parse().ok())
+        .unwrap_or_else(|| panic!("the stream opened with {opening:?}"));
     assert!(
-        raw.starts_with("retry: 2500\n\n"),
-        "the stream opened with {raw:?}"
+        (1250..=3750).contains(&retry),
+        "retry {retry} is not 2500 ms ± 50%"
     );
-    let first_tick = raw["retry: 2500\n\n".len()..].split("\n\n").next().unwrap();
+    let first_tick = rest.split("\n\n").next().unwrap();
     assert!(
         first_tick.starts_with("data: "),
         "the first event is {first_tick:?}"
@@ -129,12 +134,10 @@ async fn remote_opens_with_a_retry_hint_and_keeps_idle_streams_alive_with_commen
 }
 
 #[tokio::test]
-async fn remote_ignores_its_query_string() {
+async fn remote_ignores_query_parameters_it_does_not_know() {
     let app = spawn_app().await;
 
-    let mut events = app
-        .subscribe("/remote?topic=jobs&lastEventId=7&x=%0A")
-        .await;
+    let mut events = app.subscribe("/remote?topic=jobs&x=%0A&y").await;
 
     tick_time(&next_event(&mut events).await.data);
 }

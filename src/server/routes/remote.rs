@@ -1,27 +1,58 @@
-//! `GET /remote`: the live clock. One tick right away, then one on every wall-clock second.
-//!
-//! Ticks carry no `id`: a missed tick is worth nothing on reconnect, and an event without an id
-//! leaves the browser's last event id alone for the relayed events that do carry one.
+//! `GET /remote`: the page's one connection. The live clock (a tick right away, then one on
+//! every wall-clock second, unnamed and without ids) and the caller's private session topic
+//! (named events with ids, resumable with `Last-Event-ID` exactly as on `/events`).
 
 use axum::{
-    extract::State,
-    response::{sse::Event, IntoResponse},
+    extract::{RawQuery, State},
+    http::HeaderMap,
+    response::Response,
+    Extension,
 };
-use chrono::Utc;
-use futures::{future, stream, StreamExt};
+use futures::{future, stream, Stream, StreamExt};
 use tokio_stream::wrappers::WatchStream;
 
-use crate::server::{sse, AppState};
-use crate::tick;
+use super::events::{resume_point, EventsQuery};
+use crate::server::{clock::Tick, error::ApiError, session::Session, AppState};
 
-pub async fn clock_stream(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn clock_stream(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let slot = state.streams.reserve()?;
+    // Only `lastEventId` matters here; a query that does not parse is ignored, as any other.
+    let from_query = EventsQuery::parse(query.as_deref().unwrap_or(""), usize::MAX)
+        .ok()
+        .and_then(|query| query.last_event_id);
+    let resume = resume_point(&headers, from_query);
+    let session_events = state
+        .hub
+        .subscribe(vec![session.topic()], resume.as_deref())
+        .into_stream();
+
     let ticks = WatchStream::from_changes(state.clock.clone());
-    let now = Utc::now();
-    // A second boundary the clock task stamped just before `now` may still be in flight;
-    // dropping it keeps every stream strictly increasing.
-    let later_ticks = ticks.filter(move |tick| future::ready(*tick > now));
-    let events = stream::once(future::ready(now))
-        .chain(later_ticks)
-        .map(|instant| Event::default().data(tick::encode(instant)));
-    sse::respond(events, &state.streams, &state.shutdown)
+    let first = Tick::now();
+    // A second boundary the clock stamped just before `first` may still be in flight; dropping
+    // it keeps the ticks of every stream strictly increasing.
+    let later_ticks = ticks
+        .filter(move |tick| future::ready(tick.at > first.at))
+        .map(|tick| tick.frame);
+    let clock = stream::once(future::ready(first.frame)).chain(later_ticks);
+
+    Ok(state
+        .streams
+        .respond(until_either_ends(clock, session_events), slot))
+}
+
+/// Interleaves two streams and ends as soon as either does: when the hub drops a slow subscriber
+/// its session events end, and the whole stream must end with them so the browser resumes.
+fn until_either_ends<T: Send + 'static>(
+    a: impl Stream<Item = T> + Send + 'static,
+    b: impl Stream<Item = T> + Send + 'static,
+) -> impl Stream<Item = T> + Send + 'static {
+    let end = || stream::once(future::ready(None));
+    stream::select(a.map(Some).chain(end()), b.map(Some).chain(end()))
+        .take_while(|item| future::ready(item.is_some()))
+        .filter_map(future::ready)
 }

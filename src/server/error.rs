@@ -1,0 +1,111 @@
+//! Every refusal the HTTP API makes, as a status and a JSON body: `{"error", "message", "field"?}`.
+
+use std::time::Duration;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+use super::event::InvalidField;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: a field of the request is malformed.
+    Invalid(InvalidField),
+    /// 401: missing or wrong credentials.
+    Unauthorized(&'static str),
+    /// 403: the credentials are fine but do not reach this resource.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 409: the request conflicts with what already happened.
+    Conflict(String),
+    /// 413: the body is over the limit.
+    TooLarge { limit: usize },
+    /// 415: the body is not JSON.
+    NotJson,
+    /// 503: the feature is switched off by configuration.
+    Disabled(&'static str),
+    /// 503 with `Retry-After`: over capacity for now.
+    Busy {
+        message: String,
+        retry_after: Duration,
+    },
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid(InvalidField::new(field, reason))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Disabled(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::Conflict(_) => "conflict",
+            Self::TooLarge { .. } => "too-large",
+            Self::NotJson => "not-json",
+            Self::Disabled(_) => "disabled",
+            Self::Busy { .. } => "busy",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Invalid(invalid) => format!("{} {}", invalid.field, invalid.reason),
+            Self::Unauthorized(message) | Self::Disabled(message) => (*message).to_owned(),
+            Self::Forbidden(message) | Self::NotFound(message) | Self::Conflict(message) => {
+                message.clone()
+            }
+            Self::TooLarge { limit } => format!("the body is over the limit of {limit} bytes"),
+            Self::NotJson => "the body must be JSON (Content-Type: application/json)".to_owned(),
+            Self::Busy { message, .. } => message.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code(), "message": self.message() });
+        if let Self::Invalid(invalid) = &self {
+            body["field"] = json!(invalid.field);
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Busy { retry_after, .. } => {
+                let seconds = retry_after.as_secs().max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(invalid: InvalidField) -> Self {
+        Self::Invalid(invalid)
+    }
+}

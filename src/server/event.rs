@@ -1,0 +1,305 @@
+//! The relayed event and its parts, validated once at the edge, and its SSE wire format.
+//!
+//! Handlers parse untrusted text into [`Topic`], [`EventName`] and [`EventId`] and only then build
+//! frames, so nothing downstream can emit a field that breaks the stream (axum's own `Event`
+//! panics on CR or LF in an id or a name; these types make that state unrepresentable).
+//!
+//! Data is UTF-8 text. Its line breaks (CRLF, lone CR, lone LF) reach clients as LF: SSE has no
+//! way to carry a CR inside data, since every one of them ends a line.
+
+use std::{fmt, str::FromStr};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Why a field was refused; the HTTP layer turns it into a 400 that names the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidField {}
+
+/// A topic name: 1 to 128 characters from `A–Z a–z 0–9 - _ . :`.
+///
+/// Topics that start with [`Topic::PRIVATE_PREFIX`] belong to one browser session each.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Topic(String);
+
+impl Topic {
+    pub const MAX_LEN: usize = 128;
+    pub const PRIVATE_PREFIX: &'static str = "session.";
+
+    pub fn parse(text: &str) -> Result<Self, InvalidField> {
+        if text.is_empty() || text.len() > Self::MAX_LEN {
+            return Err(InvalidField::new(
+                "topic",
+                format!("must be 1 to {} characters long", Self::MAX_LEN),
+            ));
+        }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            return Err(InvalidField::new(
+                "topic",
+                format!("may only hold letters, digits, '-', '_', '.' and ':' (found {bad:?})"),
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.0.starts_with(Self::PRIVATE_PREFIX)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An event name (the SSE `event:` field): 1 to 128 characters, none of them CR, LF or NUL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventName(String);
+
+impl EventName {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(text: &str) -> Result<Self, InvalidField> {
+        if text.is_empty() || text.len() > Self::MAX_LEN {
+            return Err(InvalidField::new(
+                "event",
+                format!("must be 1 to {} bytes long", Self::MAX_LEN),
+            ));
+        }
+        if text.contains(['\r', '\n', '\0']) {
+            return Err(InvalidField::new("event", "must not contain CR, LF or NUL"));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An event id: the hub's incarnation and a sequence number, written `<incarnation>-<seq>`.
+///
+/// Sequence numbers grow by one per event across all topics, so an id names one position in one
+/// log; the incarnation tells ids of this hub from those of an earlier run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId {
+    pub incarnation: u64,
+    pub seq: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.incarnation, self.seq)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = InvalidField;
+
+    /// Parses a `Last-Event-ID`. At most 41 bytes: two `u64`s and a dash.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let malformed = || InvalidField::new("Last-Event-ID", "is not an id this server issued");
+        if text.len() > 41 {
+            return Err(malformed());
+        }
+        let (incarnation, seq) = text.split_once('-').ok_or_else(malformed)?;
+        let number = |part: &str| {
+            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u64>().ok())
+                .flatten()
+                .ok_or_else(malformed)
+        };
+        Ok(Self {
+            incarnation: number(incarnation)?,
+            seq: number(seq)?,
+        })
+    }
+}
+
+/// Frames one event as SSE bytes, once, to be shared by every subscriber.
+///
+/// `id:` and `event:` are written only when given; every line of `data` becomes a `data:` line,
+/// so empty data still fires an event (`data: ` alone), and the frame ends with a blank line.
+pub fn frame(id: Option<EventId>, event: Option<&EventName>, data: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 64);
+    if let Some(id) = id {
+        out.put_slice(b"id: ");
+        out.put_slice(id.to_string().as_bytes());
+        out.put_u8(b'\n');
+    }
+    if let Some(event) = event {
+        out.put_slice(b"event: ");
+        out.put_slice(event.as_str().as_bytes());
+        out.put_u8(b'\n');
+    }
+    for line in data_lines(data) {
+        out.put_slice(b"data: ");
+        out.put_slice(line.as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_u8(b'\n');
+    out.freeze()
+}
+
+/// The `retry:` field that opens a stream: all digits, in milliseconds.
+pub fn retry_frame(millis: u64) -> Bytes {
+    Bytes::from(format!("retry: {millis}\n\n"))
+}
+
+/// A comment line: ignored by clients, it keeps proxies from timing an idle stream out.
+pub const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
+
+/// Splits on CRLF, lone CR and lone LF alike, as an SSE parser will.
+fn data_lines(data: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(data);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.find(['\r', '\n']) {
+            None => {
+                rest = None;
+                Some(text)
+            }
+            Some(at) => {
+                let skip = if text[at..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&text[at + skip..]);
+                Some(&text[..at])
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(bytes: Bytes) -> String {
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn topics_accept_the_documented_safe_set() {
+        for ok in ["a", "jobs", "orders.eu-1:created_v2", &"x".repeat(128)] {
+            assert!(Topic::parse(ok).is_ok(), "{ok:?} was refused");
+        }
+    }
+
+    #[test]
+    fn topics_refuse_empty_long_and_unsafe_names() {
+        for bad in [
+            "",
+            &"x".repeat(129),
+            "a b",
+            "a/b",
+            "a\nb",
+            "é",
+            "a\0",
+            "a,b",
+            "*",
+        ] {
+            let err = Topic::parse(bad).unwrap_err();
+            assert_eq!(err.field, "topic", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn private_topics_are_recognised_by_their_prefix() {
+        assert!(Topic::parse("session.abc").unwrap().is_private());
+        assert!(!Topic::parse("sessions").unwrap().is_private());
+    }
+
+    #[test]
+    fn event_names_refuse_line_breaks_and_nul() {
+        for bad in ["", "a\nb", "a\rb", "a\0b", &"e".repeat(129)] {
+            assert_eq!(EventName::parse(bad).unwrap_err().field, "event", "{bad:?}");
+        }
+        assert!(EventName::parse("job done: ✓").is_ok());
+    }
+
+    #[test]
+    fn event_ids_round_trip_and_refuse_anything_else() {
+        let id = EventId {
+            incarnation: 1_764_000_000_000,
+            seq: 42,
+        };
+        assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "1",
+            "a-1",
+            "1-a",
+            "1-2-3",
+            "+1-2",
+            "1- 2",
+            "99999999999999999999-1",
+            &"1".repeat(60),
+        ] {
+            assert!(bad.parse::<EventId>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn a_frame_carries_id_name_and_one_data_line_per_line() {
+        let id = EventId {
+            incarnation: 7,
+            seq: 3,
+        };
+        let name = EventName::parse("job").unwrap();
+        assert_eq!(
+            text(frame(Some(id), Some(&name), "a\r\nb\rc\nd")),
+            "id: 7-3\nevent: job\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
+    }
+
+    #[test]
+    fn empty_data_still_makes_an_event() {
+        assert_eq!(text(frame(None, None, "")), "data: \n\n");
+    }
+
+    #[test]
+    fn trailing_and_doubled_line_breaks_are_kept_as_empty_lines() {
+        assert_eq!(
+            text(frame(None, None, "a\n\nb\n")),
+            "data: a\ndata: \ndata: b\ndata: \n\n"
+        );
+    }
+
+    #[test]
+    fn leading_spaces_and_colons_survive_because_a_space_follows_every_field_colon() {
+        assert_eq!(text(frame(None, None, " x: y")), "data:  x: y\n\n");
+    }
+
+    #[test]
+    fn retry_is_all_digits() {
+        assert_eq!(text(retry_frame(2500)), "retry: 2500\n\n");
+    }
+}

@@ -1,0 +1,544 @@
+//! The pub/sub hub: one log of ids, a bounded history, and fan-out through bounded queues.
+//! There is no HTTP in here: routes turn requests into calls on [`Hub`].
+//!
+//! Every event is framed into its SSE bytes once, when it is published, and subscribers share
+//! those bytes. Publishing and subscribing take one short lock, so a subscriber's replay and its
+//! live events meet without a gap or a duplicate, and every queue receives events in id order.
+//! A publisher never waits: a subscriber whose queue is full is dropped from the hub, its stream
+//! ends after what it already holds, and its client resumes with `Last-Event-ID`.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::event::{self, EventId, EventName, Topic};
+
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    /// How many events the history keeps for replay.
+    pub history_len: usize,
+    /// How old an event may grow before the history forgets it.
+    pub history_age: Duration,
+    /// How many frames may wait for one subscriber before it counts as too slow.
+    pub queue_len: usize,
+}
+
+/// What a publish did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub id: EventId,
+    /// How many live subscribers the event was handed to.
+    pub subscribers: usize,
+    /// The idempotency key had been seen: nothing new was published and `id` is the first one's.
+    pub duplicate: bool,
+}
+
+/// Why a resuming subscriber cannot be given exactly what it missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gap {
+    /// The `Last-Event-ID` is not an id this hub's format.
+    Malformed,
+    /// The id comes from another run of the hub (or another hub).
+    OtherIncarnation,
+    /// The id is from this run but ahead of anything published.
+    Unknown,
+    /// Events after the id have already left the history.
+    Expired,
+}
+
+impl Gap {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed-id",
+            Self::OtherIncarnation => "other-incarnation",
+            Self::Unknown => "unknown-id",
+            Self::Expired => "expired",
+        }
+    }
+
+    fn explanation(self) -> &'static str {
+        match self {
+            Self::Malformed => "the Last-Event-ID is not an id this server issued",
+            Self::OtherIncarnation => "the Last-Event-ID comes from an earlier run of the server",
+            Self::Unknown => "the Last-Event-ID is ahead of every event published",
+            Self::Expired => "events after the Last-Event-ID have left the history",
+        }
+    }
+}
+
+/// Counters for the metrics endpoint and the tests.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub published: AtomicU64,
+    pub lagged: AtomicU64,
+    pub resets: AtomicU64,
+}
+
+pub struct Hub {
+    incarnation: u64,
+    settings: HubSettings,
+    state: Mutex<State>,
+    pub stats: HubStats,
+}
+
+#[derive(Default)]
+struct State {
+    last_seq: u64,
+    /// The highest sequence number the history has forgotten (0: none yet).
+    forgotten_through: u64,
+    history: VecDeque<Stored>,
+    idempotency: HashMap<String, EventId>,
+    next_subscriber: u64,
+    subscribers: HashMap<u64, Subscriber>,
+    by_topic: HashMap<Topic, Vec<u64>>,
+}
+
+struct Stored {
+    seq: u64,
+    topic: Topic,
+    at: Instant,
+    frame: Bytes,
+    idempotency_key: Option<String>,
+}
+
+struct Subscriber {
+    topics: Vec<Topic>,
+    queue: mpsc::Sender<Bytes>,
+}
+
+impl Hub {
+    /// A hub whose ids start with `incarnation`; use a value that differs between runs, such as
+    /// the start time in milliseconds.
+    pub fn new(incarnation: u64, settings: HubSettings) -> Arc<Self> {
+        Arc::new(Self {
+            incarnation,
+            settings,
+            state: Mutex::default(),
+            stats: HubStats::default(),
+        })
+    }
+
+    /// Assigns the next id, frames the event once, keeps it in the history, and hands it to every
+    /// subscriber of `topic` that has room.
+    pub fn publish(
+        &self,
+        topic: &Topic,
+        event: Option<&EventName>,
+        data: &str,
+        idempotency_key: Option<&str>,
+    ) -> Published {
+        let now = Instant::now();
+        let mut state = self.lock();
+        self.forget_old(&mut state, now);
+        if let Some(&id) = idempotency_key.and_then(|key| state.idempotency.get(key)) {
+            return Published {
+                id,
+                subscribers: 0,
+                duplicate: true,
+            };
+        }
+
+        state.last_seq += 1;
+        let id = self.id(state.last_seq);
+        let frame = event::frame(Some(id), event, data);
+        let subscribers = self.fan_out(&mut state, topic, &frame);
+        if let Some(key) = idempotency_key {
+            state.idempotency.insert(key.to_owned(), id);
+        }
+        state.history.push_back(Stored {
+            seq: id.seq,
+            topic: topic.clone(),
+            at: now,
+            frame,
+            idempotency_key: idempotency_key.map(str::to_owned),
+        });
+        self.forget_old(&mut state, now);
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        Published {
+            id,
+            subscribers,
+            duplicate: false,
+        }
+    }
+
+    /// Subscribes to `topics`. With `last_event_id`, the subscription opens with every missed
+    /// event of those topics still in the history, or with an `event: reset` when that cannot be
+    /// exact; either way live events follow without a gap.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        topics: Vec<Topic>,
+        last_event_id: Option<&str>,
+    ) -> Subscription {
+        let (queue, receiver) = mpsc::channel(self.settings.queue_len);
+        let mut state = self.lock();
+        self.forget_old(&mut state, Instant::now());
+
+        let opening = match last_event_id.map(|raw| self.missed_since(&state, raw, &topics)) {
+            None => vec![],
+            Some(Ok(missed)) => missed,
+            Some(Err(gap)) => {
+                self.stats.resets.fetch_add(1, Ordering::Relaxed);
+                vec![self.reset_frame(&state, gap)]
+            }
+        };
+
+        let key = state.next_subscriber;
+        state.next_subscriber += 1;
+        for topic in &topics {
+            state.by_topic.entry(topic.clone()).or_default().push(key);
+        }
+        state.subscribers.insert(key, Subscriber { topics, queue });
+        drop(state);
+
+        Subscription {
+            opening,
+            receiver,
+            _membership: Membership {
+                hub: Arc::clone(self),
+                key,
+            },
+        }
+    }
+
+    /// How many subscriptions are open.
+    pub fn subscribers(&self) -> usize {
+        self.lock().subscribers.len()
+    }
+
+    /// The id of the latest event, or `<incarnation>-0` before the first.
+    pub fn last_id(&self) -> EventId {
+        self.id(self.lock().last_seq)
+    }
+
+    fn id(&self, seq: u64) -> EventId {
+        EventId {
+            incarnation: self.incarnation,
+            seq,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves counters and queues consistent enough to go on.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn missed_since(&self, state: &State, raw: &str, topics: &[Topic]) -> Result<Vec<Bytes>, Gap> {
+        let id: EventId = raw.parse().map_err(|_| Gap::Malformed)?;
+        if id.incarnation != self.incarnation {
+            return Err(Gap::OtherIncarnation);
+        }
+        if id.seq > state.last_seq {
+            return Err(Gap::Unknown);
+        }
+        if id.seq < state.forgotten_through {
+            return Err(Gap::Expired);
+        }
+        Ok(state
+            .history
+            .iter()
+            .filter(|stored| stored.seq > id.seq && topics.contains(&stored.topic))
+            .map(|stored| stored.frame.clone())
+            .collect())
+    }
+
+    /// The reset frame carries the current position as its id, so the client's next reconnect
+    /// resumes from here instead of repeating the same reset.
+    fn reset_frame(&self, state: &State, gap: Gap) -> Bytes {
+        let data = json!({ "reason": gap.reason(), "message": gap.explanation() }).to_string();
+        let name = EventName::parse("reset").expect("a valid name");
+        event::frame(Some(self.id(state.last_seq)), Some(&name), &data)
+    }
+
+    fn fan_out(&self, state: &mut State, topic: &Topic, frame: &Bytes) -> usize {
+        let Some(keys) = state.by_topic.get(topic) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        let mut too_slow = vec![];
+        for key in keys {
+            let subscriber = &state.subscribers[key];
+            match subscriber.queue.try_send(frame.clone()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*key),
+                // The stream is going away; its membership removes it in a moment.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        for key in too_slow {
+            self.stats.lagged.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(subscriber = key, "queue full: dropping the subscriber");
+            remove_subscriber(state, key);
+        }
+        delivered
+    }
+
+    fn forget_old(&self, state: &mut State, now: Instant) {
+        while let Some(oldest) = state.history.front() {
+            let too_many = state.history.len() > self.settings.history_len;
+            let too_old = now.duration_since(oldest.at) > self.settings.history_age;
+            if !(too_many || too_old) {
+                break;
+            }
+            let oldest = state.history.pop_front().expect("a front element");
+            state.forgotten_through = oldest.seq;
+            if let Some(key) = oldest.idempotency_key {
+                state.idempotency.remove(&key);
+            }
+        }
+    }
+}
+
+fn remove_subscriber(state: &mut State, key: u64) {
+    let Some(subscriber) = state.subscribers.remove(&key) else {
+        return;
+    };
+    for topic in subscriber.topics {
+        if let Some(keys) = state.by_topic.get_mut(&topic) {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                state.by_topic.remove(&topic);
+            }
+        }
+    }
+}
+
+/// One subscriber's view of the hub: an opening (replay or reset), then live frames.
+pub struct Subscription {
+    /// Frames to send before any live one: missed events, or a single reset.
+    pub opening: Vec<Bytes>,
+    receiver: mpsc::Receiver<Bytes>,
+    _membership: Membership,
+}
+
+impl Subscription {
+    /// The opening frames, then live frames until the hub drops this subscriber.
+    pub fn into_stream(self) -> impl Stream<Item = Bytes> + Send + 'static {
+        let Self {
+            opening,
+            receiver,
+            _membership: membership,
+        } = self;
+        // The closure owns the membership, so the subscriber leaves the hub exactly when the
+        // stream is dropped, however it ends.
+        let live = ReceiverStream::new(receiver).map(move |frame| {
+            let _ = &membership;
+            frame
+        });
+        futures::stream::iter(opening).chain(live)
+    }
+}
+
+/// Removes its subscriber from the hub when dropped, however the stream ends.
+struct Membership {
+    hub: Arc<Hub>,
+    key: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        remove_subscriber(&mut self.hub.lock(), self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> HubSettings {
+        HubSettings {
+            history_len: 100,
+            history_age: Duration::from_secs(600),
+            queue_len: 16,
+        }
+    }
+
+    fn topic(name: &str) -> Topic {
+        Topic::parse(name).unwrap()
+    }
+
+    fn text(frame: &Bytes) -> String {
+        String::from_utf8(frame.to_vec()).unwrap()
+    }
+
+    async fn next(subscription: &mut Subscription) -> String {
+        text(&subscription.receiver.recv().await.expect("a live frame"))
+    }
+
+    #[test]
+    fn ids_grow_by_one_across_all_topics() {
+        let hub = Hub::new(9, settings());
+        let a = hub.publish(&topic("a"), None, "1", None);
+        let b = hub.publish(&topic("b"), None, "2", None);
+        assert_eq!(
+            (a.id.to_string(), b.id.to_string()),
+            ("9-1".into(), "9-2".into())
+        );
+        assert_eq!(hub.last_id().to_string(), "9-2");
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_only_their_topics_in_publish_order() {
+        let hub = Hub::new(1, settings());
+        let mut both = hub.subscribe(vec![topic("a"), topic("b")], None);
+        let mut only_b = hub.subscribe(vec![topic("b")], None);
+
+        assert_eq!(hub.publish(&topic("a"), None, "one", None).subscribers, 1);
+        assert_eq!(
+            hub.publish(&topic("c"), None, "nobody", None).subscribers,
+            0
+        );
+        assert_eq!(hub.publish(&topic("b"), None, "two", None).subscribers, 2);
+
+        assert_eq!(next(&mut both).await, "id: 1-1\ndata: one\n\n");
+        assert_eq!(next(&mut both).await, "id: 1-3\ndata: two\n\n");
+        assert_eq!(next(&mut only_b).await, "id: 1-3\ndata: two\n\n");
+    }
+
+    #[tokio::test]
+    async fn resuming_replays_missed_events_of_its_topics_then_goes_live() {
+        let hub = Hub::new(1, settings());
+        let seen = hub.publish(&topic("a"), None, "seen", None).id;
+        hub.publish(&topic("a"), None, "missed", None);
+        hub.publish(&topic("other"), None, "not mine", None);
+
+        let mut resumed = hub.subscribe(vec![topic("a")], Some(&seen.to_string()));
+        hub.publish(&topic("a"), None, "live", None);
+
+        assert_eq!(
+            resumed.opening.iter().map(text).collect::<Vec<_>>(),
+            ["id: 1-2\ndata: missed\n\n"]
+        );
+        assert_eq!(next(&mut resumed).await, "id: 1-4\ndata: live\n\n");
+    }
+
+    #[test]
+    fn resuming_from_the_latest_id_replays_nothing() {
+        let hub = Hub::new(1, settings());
+        let latest = hub.publish(&topic("a"), None, "x", None).id;
+        assert!(hub
+            .subscribe(vec![topic("a")], Some(&latest.to_string()))
+            .opening
+            .is_empty());
+    }
+
+    #[test]
+    fn ids_that_cannot_be_resumed_open_with_a_reset_that_says_why() {
+        let hub = Hub::new(
+            5,
+            HubSettings {
+                history_len: 2,
+                ..settings()
+            },
+        );
+        for n in 0..4 {
+            hub.publish(&topic("a"), None, &n.to_string(), None);
+        }
+        for (last_event_id, reason) in [
+            ("garbage", "malformed-id"),
+            ("4-1", "other-incarnation"),
+            ("5-99", "unknown-id"),
+            ("5-1", "expired"),
+        ] {
+            let opening = hub.subscribe(vec![topic("a")], Some(last_event_id)).opening;
+            assert_eq!(opening.len(), 1, "{last_event_id}");
+            let frame = text(&opening[0]);
+            assert!(
+                frame.starts_with("id: 5-4\nevent: reset\ndata: {"),
+                "{last_event_id}: {frame}"
+            );
+            assert!(
+                frame.contains(&format!("\"reason\":\"{reason}\"")),
+                "{last_event_id}: {frame}"
+            );
+        }
+        assert_eq!(hub.stats.resets.load(Ordering::Relaxed), 4);
+        // The oldest id still in the history resumes exactly.
+        assert_eq!(
+            hub.subscribe(vec![topic("a")], Some("5-2")).opening.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn events_older_than_the_maximum_age_leave_the_history() {
+        let hub = Hub::new(
+            1,
+            HubSettings {
+                history_age: Duration::ZERO,
+                ..settings()
+            },
+        );
+        hub.publish(&topic("a"), None, "old", None);
+        hub.publish(&topic("a"), None, "newer", None);
+        let opening = hub.subscribe(vec![topic("a")], Some("1-1")).opening;
+        assert!(text(&opening[0]).contains("expired"));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_that_subscriber_without_slowing_the_publisher_or_others() {
+        let hub = Hub::new(
+            1,
+            HubSettings {
+                queue_len: 2,
+                ..settings()
+            },
+        );
+        let slow = hub.subscribe(vec![topic("a")], None);
+        let mut fast = hub.subscribe(vec![topic("a")], None);
+
+        for n in 0..3 {
+            hub.publish(&topic("a"), None, &n.to_string(), None);
+            next(&mut fast).await;
+        }
+
+        assert_eq!(hub.stats.lagged.load(Ordering::Relaxed), 1);
+        assert_eq!(hub.subscribers(), 1);
+        // The slow stream keeps what it had queued, then ends: its client resumes from there.
+        let kept: Vec<_> = slow.into_stream().collect().await;
+        assert_eq!(
+            kept.iter().map(text).collect::<Vec<_>>(),
+            ["id: 1-1\ndata: 0\n\n", "id: 1-2\ndata: 1\n\n"]
+        );
+    }
+
+    #[test]
+    fn an_idempotency_key_publishes_once_while_its_event_is_in_the_history() {
+        let hub = Hub::new(
+            1,
+            HubSettings {
+                history_len: 1,
+                ..settings()
+            },
+        );
+        let first = hub.publish(&topic("a"), None, "x", Some("key-1"));
+        let again = hub.publish(&topic("a"), None, "x", Some("key-1"));
+        assert_eq!((again.id, again.duplicate), (first.id, true));
+        assert_eq!(hub.last_id(), first.id);
+
+        hub.publish(&topic("a"), None, "pushes key-1 out", None);
+        assert!(!hub.publish(&topic("a"), None, "x", Some("key-1")).duplicate);
+    }
+
+    #[test]
+    fn dropping_a_subscription_leaves_the_hub() {
+        let hub = Hub::new(1, settings());
+        let subscription = hub.subscribe(vec![topic("a"), topic("b")], None);
+        assert_eq!(hub.subscribers(), 1);
+        drop(subscription);
+        assert_eq!(hub.subscribers(), 0);
+        assert_eq!(hub.publish(&topic("a"), None, "x", None).subscribers, 0);
+    }
+}

@@ -1,0 +1,138 @@
+//! `GET /events?topic=a&topic=b`: any number of topics (up to the limit) on one SSE connection,
+//! resumable with `Last-Event-ID` (header) or `lastEventId` (query).
+
+use axum::{
+    extract::{RawQuery, State},
+    http::HeaderMap,
+    response::Response,
+    Extension,
+};
+
+use crate::server::{error::ApiError, event::Topic, session::Session, AppState};
+
+pub async fn event_stream(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = EventsQuery::parse(query.as_deref().unwrap_or(""), state.max_topics)?;
+    if request.topics.is_empty() {
+        return Err(ApiError::invalid(
+            "topic",
+            "name at least one topic: /events?topic=NAME",
+        ));
+    }
+    let own = session.topic();
+    if let Some(foreign) = request
+        .topics
+        .iter()
+        .find(|topic| topic.is_private() && **topic != own)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "topic {foreign} belongs to another session"
+        )));
+    }
+
+    let slot = state.streams.reserve()?;
+    let resume = resume_point(&headers, request.last_event_id);
+    let subscription = state.hub.subscribe(request.topics, resume.as_deref());
+    Ok(state.streams.respond(subscription.into_stream(), slot))
+}
+
+/// Where a client asks to resume: the `Last-Event-ID` header that browsers send on reconnect,
+/// else the `lastEventId` query parameter of a first connection. An empty id means none.
+/// A header that is not visible ASCII cannot be an id of ours, and resumes as a malformed id.
+pub fn resume_point(headers: &HeaderMap, from_query: Option<String>) -> Option<String> {
+    let from_header = headers.get("last-event-id").map(|value| {
+        value
+            .to_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|_| "\u{fffd}".to_owned())
+    });
+    from_header.or(from_query).filter(|id| !id.is_empty())
+}
+
+/// The query of `/events`: `topic` (repeated) and `lastEventId`; other parameters are ignored.
+#[derive(Debug, Default, PartialEq)]
+pub struct EventsQuery {
+    pub topics: Vec<Topic>,
+    pub last_event_id: Option<String>,
+}
+
+impl EventsQuery {
+    pub fn parse(query: &str, max_topics: usize) -> Result<Self, ApiError> {
+        let mut parsed = Self::default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "topic" => {
+                    let topic = Topic::parse(&value)?;
+                    if !parsed.topics.contains(&topic) {
+                        if parsed.topics.len() == max_topics {
+                            return Err(ApiError::invalid(
+                                "topic",
+                                format!("at most {max_topics} topics fit on one connection"),
+                            ));
+                        }
+                        parsed.topics.push(topic);
+                    }
+                }
+                "lastEventId" => parsed.last_event_id = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(result: Result<EventsQuery, ApiError>) -> &'static str {
+        match result {
+            Err(ApiError::Invalid(invalid)) => invalid.field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_topics_are_collected_once_each_in_order() {
+        let query =
+            EventsQuery::parse("topic=b&topic=a&topic=b&lastEventId=1-2&other=x", 4).unwrap();
+        let names: Vec<_> = query.topics.iter().map(Topic::as_str).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(query.last_event_id.as_deref(), Some("1-2"));
+    }
+
+    #[test]
+    fn more_topics_than_the_limit_are_refused_without_reading_them_all() {
+        let many = (0..10_000)
+            .map(|n| format!("topic=t{n}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(field_of(EventsQuery::parse(&many, 16)), "topic");
+    }
+
+    #[test]
+    fn bad_topic_names_are_refused_even_when_percent_encoded() {
+        for query in ["topic=", "topic=a%0Ab", "topic=%FF", "topic=a%20b"] {
+            assert_eq!(field_of(EventsQuery::parse(query, 16)), "topic", "{query}");
+        }
+    }
+
+    #[test]
+    fn the_header_wins_over_the_query_and_empty_means_none() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            resume_point(&headers, Some("1-1".into())),
+            Some("1-1".into())
+        );
+        assert_eq!(resume_point(&headers, Some(String::new())), None);
+        headers.insert("last-event-id", "1-2".parse().unwrap());
+        assert_eq!(
+            resume_point(&headers, Some("1-1".into())),
+            Some("1-2".into())
+        );
+    }
+}
