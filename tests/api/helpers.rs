@@ -12,6 +12,9 @@ use tokio::{sync::oneshot, task::JoinHandle};
 /// How long any single expected event may take before a test fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
+/// The publish token of every test server.
+pub const TOKEN: &str = "test-publish-token";
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub http: reqwest::Client,
@@ -26,6 +29,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a server whose defaults `adjust` may change first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
+    config.publish_token = Some(TOKEN.to_owned());
     adjust(&mut config);
     let options = LeptosOptions::builder()
         .output_name("herald")
@@ -67,6 +71,47 @@ impl TestApp {
         path: &str,
     ) -> EventStream<impl Stream<Item = reqwest::Result<bytes::Bytes>>> {
         let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes_stream().eventsource()
+    }
+
+    /// `POST /publish` with the right token; returns the status and the JSON answer.
+    pub async fn publish(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url("/publish"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// Publishes `data` to `topic` and returns the event id, failing the test on refusal.
+    pub async fn publish_ok(&self, topic: &str, data: &str) -> String {
+        let (status, answer) = self
+            .publish(serde_json::json!({ "topic": topic, "data": data }))
+            .await;
+        assert_eq!(status, 202, "publish refused: {answer}");
+        answer["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Opens an SSE stream with extra request headers.
+    pub async fn subscribe_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> EventStream<impl Stream<Item = reqwest::Result<bytes::Bytes>>> {
+        let mut request = self.http.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .expect("the request reaches the server");
         assert_eq!(response.status(), 200, "GET {path}");
         response.bytes_stream().eventsource()
     }

@@ -1,6 +1,8 @@
 //! Herald over real sockets: each test starts its own server on 127.0.0.1 port 0.
 
+mod events;
 mod helpers;
 mod pages;
+mod publish;
 mod remote;
 mod shutdown;
