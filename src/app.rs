@@ -1,5 +1,6 @@
 //! The page shell and the routes of the Leptos app, rendered on the server and hydrated in the browser.
 
+use leptos::logging::{error, log};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -7,7 +8,13 @@ use leptos_router::{
     StaticSegment,
 };
 
-use crate::components::live_clock::LiveClock;
+use crate::components::{
+    connection_status::ConnectionBadge,
+    jobs_panel::JobsPanel,
+    live_clock::{ClockFeed, LiveClock},
+};
+use crate::jobs::{list_jobs, merge, JobView};
+use crate::stream::use_event_stream;
 
 /// The whole HTML document; the server renders it for every page request.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -47,14 +54,56 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The clock and the jobs, fed by one connection to `/remote`: unnamed events are clock ticks,
+/// `job` events are this session's jobs, and a `reset` means replay could not be exact.
 #[component]
 fn HomePage() -> impl IntoView {
+    let clock = ClockFeed::new();
+    let jobs = RwSignal::new(Vec::<JobView>::new());
+
+    // Lists the jobs, then resumes the stream right after the listing, so that a job that
+    // finishes in between is replayed rather than missed.
+    let sync_jobs = move || async move {
+        match list_jobs().await {
+            Ok(listing) => {
+                jobs.update(|known| listing.jobs.into_iter().for_each(|job| merge(known, job)));
+                format!("/remote?lastEventId={}", listing.as_of)
+            }
+            Err(err) => {
+                error!("herald: cannot list the jobs: {err}");
+                "/remote".to_owned()
+            }
+        }
+    };
+    let state = use_event_stream(sync_jobs, &["message", "job", "reset"], move |kind, data| match kind {
+        "message" => {
+            log!("herald tick {data}");
+            clock.push(data);
+        }
+        "job" => match serde_json::from_str::<JobView>(&data) {
+            Ok(job) => jobs.update(|known| merge(known, job)),
+            Err(err) => error!("herald: a job event did not parse ({err}): {data}"),
+        },
+        _ => {
+            log!("herald reset {data}");
+            leptos::task::spawn_local(async move {
+                let _ = sync_jobs().await;
+            });
+        }
+    });
+
     view! {
         <header class="masthead">
-            <h1>"Herald"</h1>
-            <p class="tagline">"The server's clock, pushed to your browser over Server-Sent Events."</p>
+            <div>
+                <h1>"Herald"</h1>
+                <p class="tagline">"The server's clock and your jobs, pushed to this page over Server-Sent Events."</p>
+            </div>
+            <ConnectionBadge state/>
         </header>
-        <LiveClock/>
+        <div class="panels">
+            <LiveClock feed=clock/>
+            <JobsPanel jobs/>
+        </div>
     }
 }
 

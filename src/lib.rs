@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod components;
+pub mod jobs;
 pub mod stream;
 pub mod tick;
 

@@ -1,25 +1,37 @@
 //! The browser's end of an SSE stream: a gloo-net `EventSource` feeding Leptos signals, with the
-//! connection state, a restart when the browser gives up, and cleanup when the component unmounts.
+//! connection state, a fresh start when the browser gives up, and cleanup when the component
+//! unmounts.
 //!
 //! On the server this only hands out the initial state: effects never run during SSR, so the
 //! server-rendered page and the first hydrated render agree.
+
+use std::future::Future;
 
 use leptos::prelude::*;
 
 use crate::components::connection_status::ConnectionState;
 
-/// Follows the SSE stream at `url` for as long as the calling component is mounted, handing the
-/// data of every unnamed (`message`) event to `on_message`; returns the connection state.
-pub fn use_event_stream(
-    url: &'static str,
-    on_message: impl Fn(String) + Clone + 'static,
-) -> ReadSignal<ConnectionState> {
+/// Follows an SSE stream for as long as the calling component is mounted.
+///
+/// `prepare` runs in the browser before each opening (the first, and each fresh start after the
+/// browser closed the stream for good) and returns the URL to open, so that the caller can
+/// sync its state first and resume right after it. Each event of one of `kinds` goes to
+/// `on_event` with its kind and data.
+pub fn use_event_stream<Prepare, Url>(
+    prepare: Prepare,
+    kinds: &'static [&'static str],
+    on_event: impl Fn(&str, String) + Clone + 'static,
+) -> ReadSignal<ConnectionState>
+where
+    Prepare: Fn() -> Url + Clone + 'static,
+    Url: Future<Output = String> + 'static,
+{
     let (state, set_state) = signal(ConnectionState::Connecting);
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let (task, handle) =
-            futures::future::abortable(browser::follow(url, set_state, on_message.clone()));
+            futures::future::abortable(browser::follow(prepare.clone(), kinds, set_state, on_event.clone()));
         leptos::task::spawn_local(async move {
             // Aborted means unmounted: dropping the task closes its EventSource.
             let _ = task.await;
@@ -27,13 +39,15 @@ pub fn use_event_stream(
         on_cleanup(move || handle.abort());
     });
     #[cfg(not(feature = "hydrate"))]
-    let _ = (url, set_state, on_message);
+    let _ = (prepare, kinds, set_state, on_event);
 
     state
 }
 
 #[cfg(feature = "hydrate")]
 mod browser {
+    use std::future::Future;
+
     use futures::StreamExt;
     use gloo_net::eventsource::futures::EventSource;
     use gloo_timers::future::TimeoutFuture;
@@ -46,13 +60,15 @@ mod browser {
     /// (after a non-200 answer, for example); plain network errors are retried by the browser.
     const RESTART_AFTER_MS: u32 = 3_000;
 
-    pub(super) async fn follow(
-        url: &'static str,
+    pub(super) async fn follow<Url: Future<Output = String>>(
+        prepare: impl Fn() -> Url,
+        kinds: &'static [&'static str],
         set_state: WriteSignal<ConnectionState>,
-        on_message: impl Fn(String),
+        on_event: impl Fn(&str, String),
     ) {
         loop {
-            let mut source = match EventSource::new(url) {
+            let url = prepare().await;
+            let mut source = match EventSource::new(&url) {
                 Ok(source) => source,
                 Err(err) => {
                     error!("herald: cannot open an EventSource on {url}: {err}");
@@ -62,8 +78,8 @@ mod browser {
             // gloo-net hides the `error` events of a browser that is reconnecting, but a
             // subscription to the event type `error` itself sees every one of them; `open`
             // says when the stream is back.
-            let subscriptions = ["message", "open", "error"].map(|kind| source.subscribe(kind));
-            let subscriptions = match subscriptions.into_iter().collect::<Result<Vec<_>, _>>() {
+            let subscriptions = ["open", "error"].iter().chain(kinds).map(|kind| source.subscribe(*kind));
+            let subscriptions = match subscriptions.collect::<Result<Vec<_>, _>>() {
                 Ok(subscriptions) => subscriptions,
                 Err(err) => {
                     error!("herald: cannot listen on {url}: {err}");
@@ -74,12 +90,10 @@ mod browser {
             while let Some(event) = events.next().await {
                 match event {
                     Ok((kind, _)) if kind == "open" => set_state.set(ConnectionState::Live),
-                    Ok((kind, _)) if kind == "error" => {
-                        set_state.set(ConnectionState::Reconnecting)
-                    }
-                    Ok((_, message)) => match message.data().as_string() {
-                        Some(data) => on_message(data),
-                        None => error!("herald: an event on {url} carried no text"),
+                    Ok((kind, _)) if kind == "error" => set_state.set(ConnectionState::Reconnecting),
+                    Ok((kind, message)) => match message.data().as_string() {
+                        Some(data) => on_event(&kind, data),
+                        None => error!("herald: a {kind} event on {url} carried no text"),
                     },
                     // The browser closed the stream and will not retry it by itself.
                     Err(_) => break,

@@ -12,9 +12,7 @@ pub fn encode(instant: DateTime<Utc>) -> String {
 
 /// Parses the data of a clock tick; `None` when it is not RFC 3339.
 pub fn decode(data: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(data)
-        .ok()
-        .map(|instant| instant.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(data).ok().map(|instant| instant.with_timezone(&Utc))
 }
 
 /// The time of day a person reads first, e.g. `17:30:01`.

@@ -1,20 +1,43 @@
 //! The live clock: the server's time as it arrives on `/remote`, with the most recent ticks.
 
-use leptos::logging::log;
 use leptos::prelude::*;
 
-use crate::components::connection_status::ConnectionBadge;
-use crate::stream::use_event_stream;
 use crate::tick;
 
 /// How many recent ticks the list keeps; older ones fall off so the page's memory stays flat.
 pub const RECENT_TICKS: usize = 20;
 
 #[derive(Clone, Debug, PartialEq)]
-struct Tick {
+pub struct Tick {
     /// Position in arrival order; the list's key, since two ticks may carry the same text.
     seq: u64,
     raw: String,
+}
+
+/// The ticks received so far: a count, and the most recent ones, newest first.
+#[derive(Clone, Copy)]
+pub struct ClockFeed {
+    recent: RwSignal<Vec<Tick>>,
+    received: RwSignal<u64>,
+}
+
+impl ClockFeed {
+    pub fn new() -> Self {
+        Self { recent: RwSignal::new(Vec::with_capacity(RECENT_TICKS)), received: RwSignal::new(0) }
+    }
+
+    /// Takes the data of one clock event.
+    pub fn push(&self, raw: String) {
+        let seq = self.received.get_untracked() + 1;
+        self.received.set(seq);
+        self.recent.update(|ticks| remember(ticks, Tick { seq, raw }));
+    }
+}
+
+impl Default for ClockFeed {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Puts `tick` first and forgets whatever falls past [`RECENT_TICKS`].
@@ -24,30 +47,24 @@ fn remember(ticks: &mut Vec<Tick>, tick: Tick) {
 }
 
 #[component]
-pub fn LiveClock() -> impl IntoView {
-    let recent = RwSignal::new(Vec::<Tick>::with_capacity(RECENT_TICKS));
-    let received = RwSignal::new(0u64);
-
-    let state = use_event_stream("/remote", move |data: String| {
-        log!("herald tick {data}");
-        let seq = received.get_untracked() + 1;
-        received.set(seq);
-        recent.update(|ticks| remember(ticks, Tick { seq, raw: data }));
-    });
-
+pub fn LiveClock(feed: ClockFeed) -> impl IntoView {
+    let ClockFeed { recent, received } = feed;
     let latest = move || recent.with(|ticks| ticks.first().and_then(|t| tick::decode(&t.raw)));
 
     view! {
         <section class="card clock" aria-labelledby="clock-title">
             <header class="card-header">
                 <h2 id="clock-title">"Server clock"</h2>
-                <ConnectionBadge state/>
             </header>
             <p class="clock-time" data-testid="latest">
                 {move || latest().map(tick::time_of_day).unwrap_or_else(|| "--:--:--".into())}
             </p>
             <p class="clock-date">
-                {move || latest().map(|t| format!("{} · UTC", tick::long_date(t))).unwrap_or_else(|| "waiting for the first tick".into())}
+                {move || {
+                    latest()
+                        .map(|t| format!("{} · UTC", tick::long_date(t)))
+                        .unwrap_or_else(|| "waiting for the first tick".into())
+                }}
             </p>
             <p class="clock-count">"Events received: " <span data-testid="count">{received}</span></p>
             <h3 class="recent-title">"Recent ticks"</h3>
@@ -73,13 +90,7 @@ mod tests {
     fn the_list_keeps_the_20_newest_ticks_newest_first() {
         let mut ticks = vec![];
         for seq in 1..=25 {
-            remember(
-                &mut ticks,
-                Tick {
-                    seq,
-                    raw: format!("tick {seq}"),
-                },
-            );
+            remember(&mut ticks, Tick { seq, raw: format!("tick {seq}") });
         }
 
         let kept: Vec<u64> = ticks.iter().map(|tick| tick.seq).collect();

@@ -24,10 +24,7 @@ pub struct Tick {
 impl Tick {
     pub fn now() -> Self {
         let at = Utc::now();
-        Self {
-            at,
-            frame: event::frame(None, None, &tick::encode(at)),
-        }
+        Self { at, frame: event::frame(None, None, &tick::encode(at)) }
     }
 }
 
@@ -55,9 +52,7 @@ pub fn spawn(shutdown: CancellationToken) -> Ticks {
 /// The first whole second strictly after `now`.
 pub fn next_second(now: DateTime<Utc>) -> DateTime<Utc> {
     let second = TimeDelta::seconds(1);
-    now.duration_trunc(second)
-        .expect("a second divides every instant")
-        + second
+    now.duration_trunc(second).expect("a second divides every instant") + second
 }
 
 /// Sleeps until the wall clock reads at least `target`; timers may fire a little early when the
@@ -78,8 +73,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(seconds: u32, millis: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 17, 30, seconds).unwrap()
-            + TimeDelta::milliseconds(millis)
+        Utc.with_ymd_and_hms(2026, 11, 25, 17, 30, seconds).unwrap() + TimeDelta::milliseconds(millis)
     }
 
     #[test]
@@ -101,24 +95,15 @@ mod tests {
 
     #[test]
     fn ticks_cross_minute_and_day_boundaries() {
-        assert_eq!(
-            next_second(at(59, 500)),
-            Utc.with_ymd_and_hms(2026, 11, 25, 17, 31, 0).unwrap()
-        );
+        assert_eq!(next_second(at(59, 500)), Utc.with_ymd_and_hms(2026, 11, 25, 17, 31, 0).unwrap());
         let end_of_day = Utc.with_ymd_and_hms(2026, 11, 25, 23, 59, 59).unwrap();
-        assert_eq!(
-            next_second(end_of_day),
-            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
-        );
+        assert_eq!(next_second(end_of_day), Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap());
     }
 
     #[test]
     fn a_tick_is_framed_as_an_unnamed_event_without_an_id() {
         let tick = Tick::now();
-        assert_eq!(
-            tick.frame,
-            Bytes::from(format!("data: {}\n\n", tick::encode(tick.at)))
-        );
+        assert_eq!(tick.frame, Bytes::from(format!("data: {}\n\n", tick::encode(tick.at))));
     }
 
     #[tokio::test]
@@ -127,15 +112,9 @@ mod tests {
         let mut ticks = spawn(shutdown.clone());
         ticks.changed().await.unwrap();
         let tick = ticks.borrow_and_update().at;
-        assert!(
-            tick.timestamp_subsec_millis() < 100,
-            "tick at {tick} is not on the second"
-        );
+        assert!(tick.timestamp_subsec_millis() < 100, "tick at {tick} is not on the second");
 
         shutdown.cancel();
-        assert!(
-            ticks.changed().await.is_err(),
-            "the clock kept running after shutdown"
-        );
+        assert!(ticks.changed().await.is_err(), "the clock kept running after shutdown");
     }
 }

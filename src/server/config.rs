@@ -9,11 +9,7 @@ use clap::Parser;
 use super::hub::HubSettings;
 
 #[derive(Clone, Debug, Parser)]
-#[command(
-    name = "herald",
-    version,
-    about = "Live events from server to browser over SSE"
-)]
+#[command(name = "herald", version, about = "Live events from server to browser over SSE")]
 pub struct Config {
     /// Interval between keep-alive comments on an idle stream.
     #[arg(long, env = "HERALD_KEEP_ALIVE", default_value = "15s", value_parser = positive_duration)]
@@ -66,11 +62,7 @@ pub struct Config {
     pub max_body: usize,
 
     /// Where the job worker listens; `Start job` asks it to run jobs.
-    #[arg(
-        long,
-        env = "HERALD_WORKER_URL",
-        default_value = "http://127.0.0.1:3002"
-    )]
+    #[arg(long, env = "HERALD_WORKER_URL", default_value = "http://127.0.0.1:3002")]
     pub worker_url: String,
 
     /// This server's address as the worker should call it back; defaults to the bound address.

@@ -30,10 +30,7 @@ pub enum ApiError {
     /// 503: the feature is switched off by configuration.
     Disabled(&'static str),
     /// 503 with `Retry-After`: over capacity for now.
-    Busy {
-        message: String,
-        retry_after: Duration,
-    },
+    Busy { message: String, retry_after: Duration },
 }
 
 impl ApiError {
@@ -72,9 +69,7 @@ impl ApiError {
         match self {
             Self::Invalid(invalid) => format!("{} {}", invalid.field, invalid.reason),
             Self::Unauthorized(message) | Self::Disabled(message) => (*message).to_owned(),
-            Self::Forbidden(message) | Self::NotFound(message) | Self::Conflict(message) => {
-                message.clone()
-            }
+            Self::Forbidden(message) | Self::NotFound(message) | Self::Conflict(message) => message.clone(),
             Self::TooLarge { limit } => format!("the body is over the limit of {limit} bytes"),
             Self::NotJson => "the body must be JSON (Content-Type: application/json)".to_owned(),
             Self::Busy { message, .. } => message.clone(),

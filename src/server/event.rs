@@ -20,10 +20,7 @@ pub struct InvalidField {
 
 impl InvalidField {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            field,
-            reason: reason.into(),
-        }
+        Self { field, reason: reason.into() }
     }
 }
 
@@ -52,9 +49,8 @@ impl Topic {
                 format!("must be 1 to {} characters long", Self::MAX_LEN),
             ));
         }
-        if let Some(bad) = text
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        if let Some(bad) =
+            text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
         {
             return Err(InvalidField::new(
                 "topic",
@@ -88,10 +84,7 @@ impl EventName {
 
     pub fn parse(text: &str) -> Result<Self, InvalidField> {
         if text.is_empty() || text.len() > Self::MAX_LEN {
-            return Err(InvalidField::new(
-                "event",
-                format!("must be 1 to {} bytes long", Self::MAX_LEN),
-            ));
+            return Err(InvalidField::new("event", format!("must be 1 to {} bytes long", Self::MAX_LEN)));
         }
         if text.contains(['\r', '\n', '\0']) {
             return Err(InvalidField::new("event", "must not contain CR, LF or NUL"));
@@ -136,10 +129,7 @@ impl FromStr for EventId {
                 .flatten()
                 .ok_or_else(malformed)
         };
-        Ok(Self {
-            incarnation: number(incarnation)?,
-            seq: number(seq)?,
-        })
+        Ok(Self { incarnation: number(incarnation)?, seq: number(seq)? })
     }
 }
 
@@ -212,17 +202,7 @@ mod tests {
 
     #[test]
     fn topics_refuse_empty_long_and_unsafe_names() {
-        for bad in [
-            "",
-            &"x".repeat(129),
-            "a b",
-            "a/b",
-            "a\nb",
-            "é",
-            "a\0",
-            "a,b",
-            "*",
-        ] {
+        for bad in ["", &"x".repeat(129), "a b", "a/b", "a\nb", "é", "a\0", "a,b", "*"] {
             let err = Topic::parse(bad).unwrap_err();
             assert_eq!(err.field, "topic", "{bad:?}");
         }
@@ -244,10 +224,7 @@ mod tests {
 
     #[test]
     fn event_ids_round_trip_and_refuse_anything_else() {
-        let id = EventId {
-            incarnation: 1_764_000_000_000,
-            seq: 42,
-        };
+        let id = EventId { incarnation: 1_764_000_000_000, seq: 42 };
         assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
         for bad in [
             "",
@@ -269,10 +246,7 @@ mod tests {
 
     #[test]
     fn a_frame_carries_id_name_and_one_data_line_per_line() {
-        let id = EventId {
-            incarnation: 7,
-            seq: 3,
-        };
+        let id = EventId { incarnation: 7, seq: 3 };
         let name = EventName::parse("job").unwrap();
         assert_eq!(
             text(frame(Some(id), Some(&name), "a\r\nb\rc\nd")),
@@ -287,10 +261,7 @@ mod tests {
 
     #[test]
     fn trailing_and_doubled_line_breaks_are_kept_as_empty_lines() {
-        assert_eq!(
-            text(frame(None, None, "a\n\nb\n")),
-            "data: a\ndata: \ndata: b\ndata: \n\n"
-        );
+        assert_eq!(text(frame(None, None, "a\n\nb\n")), "data: a\ndata: \ndata: b\ndata: \n\n");
     }
 
     #[test]

@@ -121,12 +121,7 @@ impl Hub {
     /// A hub whose ids start with `incarnation`; use a value that differs between runs, such as
     /// the start time in milliseconds.
     pub fn new(incarnation: u64, settings: HubSettings) -> Arc<Self> {
-        Arc::new(Self {
-            incarnation,
-            settings,
-            state: Mutex::default(),
-            stats: HubStats::default(),
-        })
+        Arc::new(Self { incarnation, settings, state: Mutex::default(), stats: HubStats::default() })
     }
 
     /// Assigns the next id, frames the event once, keeps it in the history, and hands it to every
@@ -142,11 +137,7 @@ impl Hub {
         let mut state = self.lock();
         self.forget_old(&mut state, now);
         if let Some(&id) = idempotency_key.and_then(|key| state.idempotency.get(key)) {
-            return Published {
-                id,
-                subscribers: 0,
-                duplicate: true,
-            };
+            return Published { id, subscribers: 0, duplicate: true };
         }
 
         state.last_seq += 1;
@@ -165,21 +156,13 @@ impl Hub {
         });
         self.forget_old(&mut state, now);
         self.stats.published.fetch_add(1, Ordering::Relaxed);
-        Published {
-            id,
-            subscribers,
-            duplicate: false,
-        }
+        Published { id, subscribers, duplicate: false }
     }
 
     /// Subscribes to `topics`. With `last_event_id`, the subscription opens with every missed
     /// event of those topics still in the history, or with an `event: reset` when that cannot be
     /// exact; either way live events follow without a gap.
-    pub fn subscribe(
-        self: &Arc<Self>,
-        topics: Vec<Topic>,
-        last_event_id: Option<&str>,
-    ) -> Subscription {
+    pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
         let (queue, receiver) = mpsc::channel(self.settings.queue_len);
         let mut state = self.lock();
         self.forget_old(&mut state, Instant::now());
@@ -201,14 +184,7 @@ impl Hub {
         state.subscribers.insert(key, Subscriber { topics, queue });
         drop(state);
 
-        Subscription {
-            opening,
-            receiver,
-            _membership: Membership {
-                hub: Arc::clone(self),
-                key,
-            },
-        }
+        Subscription { opening, receiver, _membership: Membership { hub: Arc::clone(self), key } }
     }
 
     /// How many subscriptions are open.
@@ -222,17 +198,12 @@ impl Hub {
     }
 
     fn id(&self, seq: u64) -> EventId {
-        EventId {
-            incarnation: self.incarnation,
-            seq,
-        }
+        EventId { incarnation: self.incarnation, seq }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves counters and queues consistent enough to go on.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn missed_since(&self, state: &State, raw: &str, topics: &[Topic]) -> Result<Vec<Bytes>, Gap> {
@@ -326,11 +297,7 @@ pub struct Subscription {
 impl Subscription {
     /// The opening frames, then live frames until the hub drops this subscriber.
     pub fn into_stream(self) -> impl Stream<Item = Bytes> + Send + 'static {
-        let Self {
-            opening,
-            receiver,
-            _membership: membership,
-        } = self;
+        let Self { opening, receiver, _membership: membership } = self;
         // The closure owns the membership, so the subscriber leaves the hub exactly when the
         // stream is dropped, however it ends.
         let live = ReceiverStream::new(receiver).map(move |frame| {
@@ -358,11 +325,7 @@ mod tests {
     use super::*;
 
     fn settings() -> HubSettings {
-        HubSettings {
-            history_len: 100,
-            history_age: Duration::from_secs(600),
-            queue_len: 16,
-        }
+        HubSettings { history_len: 100, history_age: Duration::from_secs(600), queue_len: 16 }
     }
 
     fn topic(name: &str) -> Topic {
@@ -382,10 +345,7 @@ mod tests {
         let hub = Hub::new(9, settings());
         let a = hub.publish(&topic("a"), None, "1", None);
         let b = hub.publish(&topic("b"), None, "2", None);
-        assert_eq!(
-            (a.id.to_string(), b.id.to_string()),
-            ("9-1".into(), "9-2".into())
-        );
+        assert_eq!((a.id.to_string(), b.id.to_string()), ("9-1".into(), "9-2".into()));
         assert_eq!(hub.last_id().to_string(), "9-2");
     }
 
@@ -396,10 +356,7 @@ mod tests {
         let mut only_b = hub.subscribe(vec![topic("b")], None);
 
         assert_eq!(hub.publish(&topic("a"), None, "one", None).subscribers, 1);
-        assert_eq!(
-            hub.publish(&topic("c"), None, "nobody", None).subscribers,
-            0
-        );
+        assert_eq!(hub.publish(&topic("c"), None, "nobody", None).subscribers, 0);
         assert_eq!(hub.publish(&topic("b"), None, "two", None).subscribers, 2);
 
         assert_eq!(next(&mut both).await, "id: 1-1\ndata: one\n\n");
@@ -417,10 +374,7 @@ mod tests {
         let mut resumed = hub.subscribe(vec![topic("a")], Some(&seen.to_string()));
         hub.publish(&topic("a"), None, "live", None);
 
-        assert_eq!(
-            resumed.opening.iter().map(text).collect::<Vec<_>>(),
-            ["id: 1-2\ndata: missed\n\n"]
-        );
+        assert_eq!(resumed.opening.iter().map(text).collect::<Vec<_>>(), ["id: 1-2\ndata: missed\n\n"]);
         assert_eq!(next(&mut resumed).await, "id: 1-4\ndata: live\n\n");
     }
 
@@ -428,21 +382,12 @@ mod tests {
     fn resuming_from_the_latest_id_replays_nothing() {
         let hub = Hub::new(1, settings());
         let latest = hub.publish(&topic("a"), None, "x", None).id;
-        assert!(hub
-            .subscribe(vec![topic("a")], Some(&latest.to_string()))
-            .opening
-            .is_empty());
+        assert!(hub.subscribe(vec![topic("a")], Some(&latest.to_string())).opening.is_empty());
     }
 
     #[test]
     fn ids_that_cannot_be_resumed_open_with_a_reset_that_says_why() {
-        let hub = Hub::new(
-            5,
-            HubSettings {
-                history_len: 2,
-                ..settings()
-            },
-        );
+        let hub = Hub::new(5, HubSettings { history_len: 2, ..settings() });
         for n in 0..4 {
             hub.publish(&topic("a"), None, &n.to_string(), None);
         }
@@ -455,32 +400,17 @@ mod tests {
             let opening = hub.subscribe(vec![topic("a")], Some(last_event_id)).opening;
             assert_eq!(opening.len(), 1, "{last_event_id}");
             let frame = text(&opening[0]);
-            assert!(
-                frame.starts_with("id: 5-4\nevent: reset\ndata: {"),
-                "{last_event_id}: {frame}"
-            );
-            assert!(
-                frame.contains(&format!("\"reason\":\"{reason}\"")),
-                "{last_event_id}: {frame}"
-            );
+            assert!(frame.starts_with("id: 5-4\nevent: reset\ndata: {"), "{last_event_id}: {frame}");
+            assert!(frame.contains(&format!("\"reason\":\"{reason}\"")), "{last_event_id}: {frame}");
         }
         assert_eq!(hub.stats.resets.load(Ordering::Relaxed), 4);
         // The oldest id still in the history resumes exactly.
-        assert_eq!(
-            hub.subscribe(vec![topic("a")], Some("5-2")).opening.len(),
-            2
-        );
+        assert_eq!(hub.subscribe(vec![topic("a")], Some("5-2")).opening.len(), 2);
     }
 
     #[test]
     fn events_older_than_the_maximum_age_leave_the_history() {
-        let hub = Hub::new(
-            1,
-            HubSettings {
-                history_age: Duration::ZERO,
-                ..settings()
-            },
-        );
+        let hub = Hub::new(1, HubSettings { history_age: Duration::ZERO, ..settings() });
         hub.publish(&topic("a"), None, "old", None);
         hub.publish(&topic("a"), None, "newer", None);
         let opening = hub.subscribe(vec![topic("a")], Some("1-1")).opening;
@@ -489,13 +419,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_that_subscriber_without_slowing_the_publisher_or_others() {
-        let hub = Hub::new(
-            1,
-            HubSettings {
-                queue_len: 2,
-                ..settings()
-            },
-        );
+        let hub = Hub::new(1, HubSettings { queue_len: 2, ..settings() });
         let slow = hub.subscribe(vec![topic("a")], None);
         let mut fast = hub.subscribe(vec![topic("a")], None);
 
@@ -516,13 +440,7 @@ mod tests {
 
     #[test]
     fn an_idempotency_key_publishes_once_while_its_event_is_in_the_history() {
-        let hub = Hub::new(
-            1,
-            HubSettings {
-                history_len: 1,
-                ..settings()
-            },
-        );
+        let hub = Hub::new(1, HubSettings { history_len: 1, ..settings() });
         let first = hub.publish(&topic("a"), None, "x", Some("key-1"));
         let again = hub.publish(&topic("a"), None, "x", Some("key-1"));
         assert_eq!((again.id, again.duplicate), (first.id, true));

@@ -5,11 +5,14 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod hub;
+pub mod jobs;
 pub mod routes;
 pub mod session;
 pub mod shutdown;
+pub mod signature;
 pub mod sse;
 pub mod telemetry;
+pub mod worker_client;
 
 use std::{
     future::{Future, IntoFuture},
@@ -43,9 +46,17 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub streams: sse::Streams,
     pub publish_token: Option<Arc<str>>,
+    pub callbacks: Option<Arc<signature::CallbackAuth>>,
+    pub jobs: Arc<jobs::Jobs>,
+    pub worker: worker_client::WorkerClient,
+    /// This server's base URL as the worker calls it back.
+    pub public_url: Arc<str>,
     pub max_topics: usize,
     pub max_body: usize,
 }
+
+/// How many jobs the registry keeps (running, or finished and still listed).
+const MAX_JOBS: usize = 10_000;
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
@@ -60,9 +71,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/remote", get(routes::remote::clock_stream))
         .route("/events", get(routes::events::event_stream))
+        .route("/publish", post(routes::publish::publish).layer(DefaultBodyLimit::max(state.max_body)))
         .route(
-            "/publish",
-            post(routes::publish::publish).layer(DefaultBodyLimit::max(state.max_body)),
+            "/callbacks/{job_id}",
+            post(routes::callbacks::job_finished).layer(DefaultBodyLimit::max(state.max_body)),
         )
         .route("/healthz", get(routes::health::health))
         .leptos_routes(&state, pages, {
@@ -87,6 +99,10 @@ impl Application {
     /// Binds `leptos_options.site_addr` (port 0 picks a free port) and starts the clock.
     pub async fn build(config: Config, leptos_options: LeptosOptions) -> io::Result<Self> {
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
+        let public_url = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
         let shutdown = CancellationToken::new();
         let state = AppState {
             leptos_options,
@@ -94,15 +110,17 @@ impl Application {
             hub: Hub::new(incarnation(), config.hub_settings()),
             streams: sse::Streams::new(&config, shutdown.clone()),
             publish_token: config.publish_token.as_deref().map(Arc::from),
+            callbacks: config
+                .callback_secret
+                .clone()
+                .map(|secret| Arc::new(signature::CallbackAuth::new(secret, config.callback_tolerance))),
+            jobs: Arc::new(jobs::Jobs::new(MAX_JOBS)),
+            worker: worker_client::WorkerClient::new(&config.worker_url),
+            public_url: public_url.into(),
             max_topics: config.max_topics as usize,
             max_body: config.max_body,
         };
-        Ok(Self {
-            listener,
-            router: router(state),
-            shutdown,
-            shutdown_grace: config.shutdown_grace,
-        })
+        Ok(Self { listener, router: router(state), shutdown, shutdown_grace: config.shutdown_grace })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -111,10 +129,7 @@ impl Application {
 
     /// Serves until `stop` completes, then ends every stream and waits for open connections to
     /// finish, for at most the shutdown grace time.
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> io::Result<()> {
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let shutdown = self.shutdown;
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -139,7 +154,5 @@ impl Application {
 
 /// Tells this run's event ids from an earlier run's: the start time in milliseconds.
 fn incarnation() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }

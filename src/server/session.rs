@@ -20,41 +20,28 @@ impl Session {
     fn issue() -> Self {
         let mut bits = [0u8; 16];
         rand::rng().fill_bytes(&mut bits);
-        Self {
-            secret: hex::encode(bits),
-        }
+        Self { secret: hex::encode(bits) }
     }
 
     fn from_cookie(value: &str) -> Option<Self> {
-        let well_formed = value.len() == 32
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        well_formed.then(|| Self {
-            secret: value.to_owned(),
-        })
+        let well_formed =
+            value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        well_formed.then(|| Self { secret: value.to_owned() })
     }
 
     /// The session's private topic. It is a hash of the cookie, so that the topic name, which
     /// may show up in logs, does not give the cookie away.
     pub fn topic(&self) -> Topic {
         let digest = Sha256::digest(self.secret.as_bytes());
-        Topic::parse(&format!(
-            "{}{}",
-            Topic::PRIVATE_PREFIX,
-            hex::encode(&digest[..16])
-        ))
-        .expect("hex is a valid topic")
+        Topic::parse(&format!("{}{}", Topic::PRIVATE_PREFIX, hex::encode(&digest[..16])))
+            .expect("hex is a valid topic")
     }
 }
 
 /// Middleware: puts the caller's [`Session`] in the request extensions, issuing a new cookie
 /// when the request brings none (or a malformed one).
 pub async fn ensure_session(jar: CookieJar, mut request: Request, next: Next) -> Response {
-    if let Some(session) = jar
-        .get(COOKIE)
-        .and_then(|cookie| Session::from_cookie(cookie.value()))
-    {
+    if let Some(session) = jar.get(COOKIE).and_then(|cookie| Session::from_cookie(cookie.value())) {
         request.extensions_mut().insert(session);
         return next.run(request).await;
     }

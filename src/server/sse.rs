@@ -54,13 +54,12 @@ impl Streams {
 
     /// Takes a place for one more stream, or refuses with 503 when all are taken.
     pub fn reserve(&self) -> Result<Slot, ApiError> {
-        Arc::clone(&self.slots)
-            .try_acquire_owned()
-            .map(|permit| Slot { _permit: permit })
-            .map_err(|_| ApiError::Busy {
+        Arc::clone(&self.slots).try_acquire_owned().map(|permit| Slot { _permit: permit }).map_err(|_| {
+            ApiError::Busy {
                 message: format!("the server holds its maximum of {} streams", self.max),
                 retry_after: RETRY_AFTER_FULL,
-            })
+            }
+        })
     }
 
     /// How many streams are open now.
@@ -71,35 +70,25 @@ impl Streams {
     /// The SSE response: a `retry:` hint, then `frames`, with a keep-alive comment whenever the
     /// stream has been idle for the keep-alive interval. It ends when `frames` ends or the server
     /// shuts down, and gives back its slot when it is dropped.
-    pub fn respond(
-        &self,
-        frames: impl Stream<Item = Bytes> + Send + 'static,
-        slot: Slot,
-    ) -> Response {
+    pub fn respond(&self, frames: impl Stream<Item = Bytes> + Send + 'static, slot: Slot) -> Response {
         let idle = self.keep_alive;
         let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
-        let body = stream::once(future::ready(event::retry_frame(jittered(self.retry))))
-            .chain(frames)
-            .map(move |frame| {
+        let body = stream::once(future::ready(event::retry_frame(jittered(self.retry)))).chain(frames).map(
+            move |frame| {
                 let _ = &slot;
                 frame
-            });
+            },
+        );
         let body = tokio_stream::StreamExt::timeout_repeating(body, keep_alive)
             .map(|frame| frame.unwrap_or(event::KEEP_ALIVE))
             .take_until(self.shutdown.clone().cancelled_owned())
             .map(Ok::<_, Infallible>);
         (
             [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream"),
-                ),
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
                 // nginx-style proxies would otherwise buffer events into bursts.
-                (
-                    header::HeaderName::from_static("x-accel-buffering"),
-                    HeaderValue::from_static("no"),
-                ),
+                (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
             ],
             Body::from_stream(body),
         )
@@ -119,13 +108,8 @@ mod tests {
 
     #[test]
     fn retry_jitter_stays_within_half_the_base_either_way() {
-        let draws: Vec<u64> = (0..1000)
-            .map(|_| jittered(Duration::from_secs(3)))
-            .collect();
+        let draws: Vec<u64> = (0..1000).map(|_| jittered(Duration::from_secs(3))).collect();
         assert!(draws.iter().all(|ms| (1500..=4500).contains(ms)));
-        assert!(
-            draws.iter().any(|ms| *ms < 2500) && draws.iter().any(|ms| *ms > 3500),
-            "no spread"
-        );
+        assert!(draws.iter().any(|ms| *ms < 2500) && draws.iter().any(|ms| *ms > 3500), "no spread");
     }
 }

@@ -17,14 +17,8 @@ async fn events_delivers_the_published_events_of_its_topics_in_order() {
     let second = app.publish_ok("b", "two").await;
 
     let got = [next_event(&mut events).await, next_event(&mut events).await];
-    assert_eq!(
-        (got[0].id.as_str(), got[0].data.as_str()),
-        (first.as_str(), "one")
-    );
-    assert_eq!(
-        (got[1].id.as_str(), got[1].data.as_str()),
-        (second.as_str(), "two")
-    );
+    assert_eq!((got[0].id.as_str(), got[0].data.as_str()), (first.as_str(), "one"));
+    assert_eq!((got[1].id.as_str(), got[1].data.as_str()), (second.as_str(), "two"));
 }
 
 #[tokio::test]
@@ -35,25 +29,13 @@ async fn a_reconnect_with_last_event_id_replays_what_was_missed_then_goes_live()
     let seen = next_event(&mut events).await;
     drop(events);
 
-    let missed = [
-        app.publish_ok("jobs", "missed 1").await,
-        app.publish_ok("jobs", "missed 2").await,
-    ];
-    let mut resumed = app
-        .subscribe_with("/events?topic=jobs", &[("Last-Event-ID", &seen.id)])
-        .await;
+    let missed = [app.publish_ok("jobs", "missed 1").await, app.publish_ok("jobs", "missed 2").await];
+    let mut resumed = app.subscribe_with("/events?topic=jobs", &[("Last-Event-ID", &seen.id)]).await;
     let live = app.publish_ok("jobs", "live").await;
 
-    for (id, data) in [
-        (&missed[0], "missed 1"),
-        (&missed[1], "missed 2"),
-        (&live, "live"),
-    ] {
+    for (id, data) in [(&missed[0], "missed 1"), (&missed[1], "missed 2"), (&live, "live")] {
         let event = next_event(&mut resumed).await;
-        assert_eq!(
-            (event.id.as_str(), event.data.as_str()),
-            (id.as_str(), data)
-        );
+        assert_eq!((event.id.as_str(), event.data.as_str()), (id.as_str(), data));
     }
 }
 
@@ -63,9 +45,7 @@ async fn the_last_event_id_query_parameter_resumes_a_first_connection() {
     let first = app.publish_ok("a", "old").await;
     let second = app.publish_ok("a", "new").await;
 
-    let mut events = app
-        .subscribe(&format!("/events?topic=a&lastEventId={first}"))
-        .await;
+    let mut events = app.subscribe(&format!("/events?topic=a&lastEventId={first}")).await;
 
     let event = next_event(&mut events).await;
     assert_eq!((event.id, event.data), (second, "new".to_owned()));
@@ -87,24 +67,15 @@ async fn ids_that_cannot_be_resumed_open_the_stream_with_a_reset_that_says_why()
         (format!("{incarnation}-999"), "unknown-id"),
         (first.clone(), "expired"),
     ] {
-        let mut events = app
-            .subscribe_with("/events?topic=a", &[("Last-Event-ID", &last_event_id)])
-            .await;
+        let mut events = app.subscribe_with("/events?topic=a", &[("Last-Event-ID", &last_event_id)]).await;
         let reset = next_event(&mut events).await;
         assert_eq!(reset.event, "reset", "{last_event_id}");
         let data: Value = serde_json::from_str(&reset.data).unwrap();
         assert_eq!(data["reason"], reason, "{last_event_id}");
-        assert_eq!(
-            reset.id, latest,
-            "the reset moves the client to the latest id"
-        );
+        assert_eq!(reset.id, latest, "the reset moves the client to the latest id");
 
         latest = app.publish_ok("a", "after the reset").await;
-        assert_eq!(
-            next_event(&mut events).await.id,
-            latest,
-            "{last_event_id}: live events follow the reset"
-        );
+        assert_eq!(next_event(&mut events).await.id, latest, "{last_event_id}: live events follow the reset");
     }
 }
 
@@ -133,14 +104,9 @@ async fn a_subscriber_that_falls_behind_is_cut_off_and_told_to_reset_when_it_ret
     })
     .await;
     assert!(drained.is_ok(), "the slow stream was not ended");
-    assert!(
-        !last_id.is_empty(),
-        "the slow stream got no event before it ended"
-    );
+    assert!(!last_id.is_empty(), "the slow stream got no event before it ended");
 
-    let mut resumed = app
-        .subscribe_with("/events?topic=firehose", &[("Last-Event-ID", &last_id)])
-        .await;
+    let mut resumed = app.subscribe_with("/events?topic=firehose", &[("Last-Event-ID", &last_id)]).await;
     let reset = next_event(&mut resumed).await;
     assert_eq!(reset.event, "reset");
     assert!(reset.data.contains("expired"), "{}", reset.data);
@@ -150,10 +116,7 @@ async fn a_subscriber_that_falls_behind_is_cut_off_and_told_to_reset_when_it_ret
 async fn bad_event_stream_requests_are_refused_with_a_json_error_naming_the_field() {
     let app = spawn_app_with(|config| config.max_topics = 3).await;
     // 5,000 distinct topics: about as many as fit in the longest URI the HTTP stack parses.
-    let many = (0..5_000)
-        .map(|n| format!("topic={n}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let many = (0..5_000).map(|n| format!("topic={n}")).collect::<Vec<_>>().join("&");
 
     for (query, status, field) in [
         ("".to_owned(), 400, Some("topic")),
@@ -161,21 +124,14 @@ async fn bad_event_stream_requests_are_refused_with_a_json_error_naming_the_fiel
         ("topic=a%0Ab".to_owned(), 400, Some("topic")),
         ("topic=%FF".to_owned(), 400, Some("topic")),
         (format!("topic={}", "x".repeat(129)), 400, Some("topic")),
-        (
-            "topic=a&topic=b&topic=c&topic=d".to_owned(),
-            400,
-            Some("topic"),
-        ),
+        ("topic=a&topic=b&topic=c&topic=d".to_owned(), 400, Some("topic")),
         (many, 400, Some("topic")),
         (format!("topic=session.{}", "0".repeat(32)), 403, None),
     ] {
         let response = app.get(&format!("/events?{query}")).await;
         assert_eq!(response.status(), status, "/events?{query:.60}");
         let body: Value = response.json().await.unwrap();
-        assert!(
-            body["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{body}"
-        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
         if let Some(field) = field {
             assert_eq!(body["field"], field, "/events?{query:.60}");
         }
@@ -191,15 +147,9 @@ async fn streams_past_the_limit_get_503_with_retry_after() {
     for path in ["/events?topic=a", "/remote"] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 503, "{path}");
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        assert!(
-            retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n > 0)),
-            "{path}"
-        );
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n > 0)), "{path}");
     }
 }
 
@@ -213,11 +163,7 @@ async fn heartbeats_are_comments_at_the_configured_interval() {
     .await;
 
     assert!(raw.starts_with("retry: "), "{raw:?}");
-    assert!(
-        raw.lines()
-            .all(|line| line.is_empty() || line.starts_with("retry: ") || line == ":"),
-        "{raw:?}"
-    );
+    assert!(raw.lines().all(|line| line.is_empty() || line.starts_with("retry: ") || line == ":"), "{raw:?}");
 }
 
 #[tokio::test]
@@ -226,27 +172,13 @@ async fn ten_thousand_topic_parameters_get_a_4xx_not_a_hang() {
 
     let app = spawn_app().await;
     // Longer than any URI the HTTP stack parses, so it is sent over a raw socket.
-    let query = (0..10_000)
-        .map(|n| format!("topic={n}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let query = (0..10_000).map(|n| format!("topic={n}")).collect::<Vec<_>>().join("&");
     let mut socket = tokio::net::TcpStream::connect(app.address).await.unwrap();
-    let request =
-        format!("GET /events?{query} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n");
+    let request = format!("GET /events?{query} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n");
     socket.write_all(request.as_bytes()).await.unwrap();
 
     let mut answer = vec![];
-    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut answer))
-        .await
-        .expect("an answer")
-        .unwrap();
-    let status_line = String::from_utf8_lossy(&answer)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        status_line.starts_with("HTTP/1.1 4"),
-        "10,000 topics were answered with {status_line:?}"
-    );
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut answer)).await.expect("an answer").unwrap();
+    let status_line = String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned();
+    assert!(status_line.starts_with("HTTP/1.1 4"), "10,000 topics were answered with {status_line:?}");
 }

@@ -30,26 +30,71 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
     config.publish_token = Some(TOKEN.to_owned());
+    config.callback_secret = Some(CALLBACK_SECRET.to_owned());
     adjust(&mut config);
     let options = LeptosOptions::builder()
         .output_name("herald")
         .site_root("target/site")
         .site_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
         .build();
-    let app = Application::build(config, options)
-        .await
-        .expect("binds port 0");
+    let app = Application::build(config, options).await.expect("binds port 0");
     let address = app.local_addr().expect("a bound address");
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    TestApp {
-        address,
-        http: reqwest::Client::new(),
-        stop,
-        server,
+    // A cookie store makes the client one browser session, as a page would be.
+    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    TestApp { address, http, stop, server }
+}
+
+/// A binary of this package, started on a free port; killed when dropped.
+pub struct RunningBinary {
+    pub process: tokio::process::Child,
+    pub url: String,
+}
+
+impl RunningBinary {
+    /// Starts `path` with `env` and waits until it logs `listening on http://…`.
+    pub async fn start(path: &str, env: &[(&str, &str)]) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let mut command = tokio::process::Command::new(path);
+        command.envs(env.iter().copied()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+        let mut process = command.spawn().unwrap_or_else(|err| panic!("{path} does not start: {err}"));
+        let mut log = BufReader::new(process.stderr.take().unwrap()).lines();
+        let url = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = log.next_line().await.unwrap() {
+                if let Some((_, url)) = line.split_once("listening on ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("{path} exited before listening");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{path} did not log its address"));
+        // Keeps reading the log, so that a full pipe never blocks the process.
+        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+        Self { process, url }
     }
+}
+
+/// The secret of the callback signatures in the tests.
+pub const CALLBACK_SECRET: &str = "test-callback-secret";
+
+/// The real `worker` binary, taking each job for `min..=max` (e.g. `"100ms"`, `"1h"`).
+pub async fn spawn_worker(min: &str, max: &str) -> RunningBinary {
+    RunningBinary::start(
+        env!("CARGO_BIN_EXE_worker"),
+        &[
+            ("HERALD_WORKER_ADDR", "127.0.0.1:0"),
+            ("HERALD_CALLBACK_SECRET", CALLBACK_SECRET),
+            ("HERALD_WORKER_MIN", min),
+            ("HERALD_WORKER_MAX", max),
+            ("RUST_LOG", "worker=info"),
+        ],
+    )
+    .await
 }
 
 impl TestApp {
@@ -58,11 +103,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("the request reaches the server")
+        self.http.get(self.url(path)).send().await.expect("the request reaches the server")
     }
 
     /// Opens an SSE stream and parses it with an independent parser (`eventsource-stream`).
@@ -77,23 +118,15 @@ impl TestApp {
 
     /// `POST /publish` with the right token; returns the status and the JSON answer.
     pub async fn publish(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(self.url("/publish"))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            self.http.post(self.url("/publish")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or_default())
     }
 
     /// Publishes `data` to `topic` and returns the event id, failing the test on refusal.
     pub async fn publish_ok(&self, topic: &str, data: &str) -> String {
-        let (status, answer) = self
-            .publish(serde_json::json!({ "topic": topic, "data": data }))
-            .await;
+        let (status, answer) = self.publish(serde_json::json!({ "topic": topic, "data": data })).await;
         assert_eq!(status, 202, "publish refused: {answer}");
         answer["id"].as_str().expect("an id").to_owned()
     }
@@ -108,12 +141,17 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request
-            .send()
-            .await
-            .expect("the request reaches the server");
+        let response = request.send().await.expect("the request reaches the server");
         assert_eq!(response.status(), 200, "GET {path}");
         response.bytes_stream().eventsource()
+    }
+
+    /// Calls the `start_job` server function as the page does, in this client's session.
+    pub async fn start_job(&self) -> herald::jobs::JobView {
+        let response =
+            self.http.post(self.url("/api/jobs/start")).form(&[("", "")][..0]).send().await.unwrap();
+        assert_eq!(response.status(), 200, "start_job");
+        response.json().await.expect("a job view")
     }
 
     /// Signals shutdown as SIGTERM would, and returns how long the server took to stop.
@@ -150,9 +188,7 @@ pub async fn read_raw_until(response: reqwest::Response, enough: impl Fn(&str) -
     let reading = async {
         while !enough(&text) {
             match body.next().await {
-                Some(Ok(chunk)) => {
-                    text.push_str(std::str::from_utf8(&chunk).expect("UTF-8 frames"))
-                }
+                Some(Ok(chunk)) => text.push_str(std::str::from_utf8(&chunk).expect("UTF-8 frames")),
                 other => panic!("the stream stopped early ({other:?}) after {text:?}"),
             }
         }

@@ -9,41 +9,26 @@ async fn publish_answers_202_with_the_id_and_the_number_of_live_subscribers() {
     let app = spawn_app().await;
     let mut events = app.subscribe("/events?topic=orders").await;
 
-    let (status, answer) = app
-        .publish(json!({"topic": "orders", "event": "created", "data": {"n": 1}}))
-        .await;
+    let (status, answer) =
+        app.publish(json!({"topic": "orders", "event": "created", "data": {"n": 1}})).await;
 
     assert_eq!(status, 202);
     assert_eq!(answer["subscribers"], 1);
     let event = next_event(&mut events).await;
     assert_eq!(answer["id"], event.id.as_str());
-    assert_eq!(
-        (event.event.as_str(), event.data.as_str()),
-        ("created", r#"{"n":1}"#)
-    );
+    assert_eq!((event.event.as_str(), event.data.as_str()), ("created", r#"{"n":1}"#));
 }
 
 #[tokio::test]
 async fn publish_is_disabled_with_503_when_no_token_is_configured() {
     let app = spawn_app_with(|config| config.publish_token = None).await;
 
-    let response = app
-        .http
-        .post(app.url("/publish"))
-        .json(&json!({"topic": "a", "data": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.http.post(app.url("/publish")).json(&json!({"topic": "a", "data": "x"})).send().await.unwrap();
 
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("HERALD_PUBLISH_TOKEN"),
-        "{body}"
-    );
+    assert!(body["message"].as_str().unwrap().contains("HERALD_PUBLISH_TOKEN"), "{body}");
 }
 
 #[tokio::test]
@@ -71,22 +56,10 @@ async fn bad_publish_requests_get_their_documented_status_and_a_json_error() {
         field,
     };
     let cases = [
-        Case {
-            authorization: None,
-            ..case("no token", &good, 401, None)
-        },
-        Case {
-            authorization: Some("Bearer wrong"),
-            ..case("a wrong token", &good, 401, None)
-        },
-        Case {
-            authorization: Some(TOKEN),
-            ..case("a token without Bearer", &good, 401, None)
-        },
-        Case {
-            content_type: "text/plain",
-            ..case("not JSON", &good, 415, None)
-        },
+        Case { authorization: None, ..case("no token", &good, 401, None) },
+        Case { authorization: Some("Bearer wrong"), ..case("a wrong token", &good, 401, None) },
+        Case { authorization: Some(TOKEN), ..case("a token without Bearer", &good, 401, None) },
+        Case { content_type: "text/plain", ..case("not JSON", &good, 415, None) },
         case(
             "a body over the limit",
             &json!({"topic": "a", "data": "x".repeat(2000)}).to_string(),
@@ -96,39 +69,22 @@ async fn bad_publish_requests_get_their_documented_status_and_a_json_error() {
         case("broken JSON", "{\"topic\": ", 400, Some("body")),
         case(
             "invalid UTF-8",
-            "{\"topic\": \"a\", \"data\": \"\u{0}\"}"
-                .replace('\u{0}', "\u{fffd}")
-                .as_str(),
+            "{\"topic\": \"a\", \"data\": \"\u{0}\"}".replace('\u{0}', "\u{fffd}").as_str(),
             202,
             None,
         ),
         case("a JSON array", "[1]", 400, Some("body")),
         case("no topic", r#"{"data": "x"}"#, 400, Some("topic")),
-        case(
-            "a bad topic",
-            r#"{"topic": "a b", "data": "x"}"#,
-            400,
-            Some("topic"),
-        ),
+        case("a bad topic", r#"{"topic": "a b", "data": "x"}"#, 400, Some("topic")),
         case("no data", r#"{"topic": "a"}"#, 400, Some("data")),
-        case(
-            "CR in the event name",
-            r#"{"topic": "a", "event": "x\ry", "data": "x"}"#,
-            400,
-            Some("event"),
-        ),
+        case("CR in the event name", r#"{"topic": "a", "event": "x\ry", "data": "x"}"#, 400, Some("event")),
         case(
             "NUL in the event name",
             r#"{"topic": "a", "event": "x\u0000", "data": "x"}"#,
             400,
             Some("event"),
         ),
-        case(
-            "an unknown field",
-            r#"{"topic": "a", "data": "x", "id": "7"}"#,
-            400,
-            Some("body"),
-        ),
+        case("an unknown field", r#"{"topic": "a", "data": "x", "id": "7"}"#, 400, Some("body")),
         Case {
             idempotency_key: Some("has space"),
             ..case("a bad Idempotency-Key", &good, 400, Some("Idempotency-Key"))
@@ -150,23 +106,11 @@ async fn bad_publish_requests_get_their_documented_status_and_a_json_error() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), case.status, "{}", case.what);
         if case.status == 401 {
-            assert_eq!(
-                response.headers()["www-authenticate"],
-                "Bearer",
-                "{}",
-                case.what
-            );
+            assert_eq!(response.headers()["www-authenticate"], "Bearer", "{}", case.what);
         }
-        let body: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|_| panic!("{}: not JSON", case.what));
+        let body: Value = response.json().await.unwrap_or_else(|_| panic!("{}: not JSON", case.what));
         if case.status != 202 {
-            assert!(
-                body["message"].as_str().is_some_and(|m| !m.is_empty()),
-                "{}: {body}",
-                case.what
-            );
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}: {body}", case.what);
         }
         if let Some(field) = case.field {
             assert_eq!(body["field"], field, "{}: {body}", case.what);
@@ -218,9 +162,5 @@ async fn the_same_idempotency_key_twice_is_delivered_once_and_answers_the_first_
     assert_eq!(second["id"], first["id"]);
     assert_eq!(second["duplicate"], true);
     assert_eq!(next_event(&mut events).await.data, "once");
-    assert_eq!(
-        next_event(&mut events).await.id,
-        after,
-        "the duplicate was delivered"
-    );
+    assert_eq!(next_event(&mut events).await.id, after, "the duplicate was delivered");
 }

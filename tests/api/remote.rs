@@ -19,13 +19,7 @@ async fn remote_answers_with_event_stream_headers() {
     let response = app.get("/remote").await;
 
     assert_eq!(response.status(), 200);
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_eq!(header("content-type").as_deref(), Some("text/event-stream"));
     assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
     assert_eq!(header("x-accel-buffering").as_deref(), Some("no"));
@@ -40,10 +34,7 @@ async fn remote_sends_its_first_tick_within_200_ms_of_connecting() {
     let first = next_event(&mut events).await;
     let waited = started.elapsed();
 
-    assert!(
-        waited < Duration::from_millis(200),
-        "first tick after {waited:?}"
-    );
+    assert!(waited < Duration::from_millis(200), "first tick after {waited:?}");
     let sent_at = tick_time(&first.data);
     let age = Utc::now() - sent_at;
     assert!(
@@ -65,16 +56,9 @@ async fn remote_ticks_arrive_one_second_apart_on_whole_seconds() {
         ticks.push((Instant::now(), tick_time(&event.data)));
     }
 
-    assert!(
-        ticks[0].1 > first,
-        "ticks go back in time: {first} then {}",
-        ticks[0].1
-    );
+    assert!(ticks[0].1 > first, "ticks go back in time: {first} then {}", ticks[0].1);
     for (_, sent) in &ticks {
-        assert!(
-            sent.timestamp_subsec_millis() < 150,
-            "tick {sent} is not on the second"
-        );
+        assert!(sent.timestamp_subsec_millis() < 150, "tick {sent} is not on the second");
     }
     for pair in ticks.windows(2) {
         let arrived_apart = pair[1].0 - pair[0].0;
@@ -118,19 +102,10 @@ async fn remote_opens_with_a_retry_hint_and_keeps_idle_streams_alive_with_commen
         .strip_prefix("retry: ")
         .and_then(|millis| millis.parse().ok())
         .unwrap_or_else(|| panic!("the stream opened with {opening:?}"));
-    assert!(
-        (1250..=3750).contains(&retry),
-        "retry {retry} is not 2500 ms ± 50%"
-    );
+    assert!((1250..=3750).contains(&retry), "retry {retry} is not 2500 ms ± 50%");
     let first_tick = rest.split("\n\n").next().unwrap();
-    assert!(
-        first_tick.starts_with("data: "),
-        "the first event is {first_tick:?}"
-    );
-    assert!(
-        !raw.lines().any(|line| line.starts_with("id:")),
-        "a tick carried an id: {raw:?}"
-    );
+    assert!(first_tick.starts_with("data: "), "the first event is {first_tick:?}");
+    assert!(!raw.lines().any(|line| line.starts_with("id:")), "a tick carried an id: {raw:?}");
 }
 
 #[tokio::test]
@@ -148,18 +123,9 @@ async fn remote_refuses_other_methods_with_405() {
 
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let response = app
-            .http
-            .request(method.clone(), app.url("/remote"))
-            .send()
-            .await
-            .unwrap();
+        let response = app.http.request(method.clone(), app.url("/remote")).send().await.unwrap();
         assert_eq!(response.status(), 405, "{method} /remote");
-        let allow = response
-            .headers()
-            .get("allow")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default();
         assert!(allow.contains("GET"), "{method} /remote allows {allow:?}");
     }
 }

@@ -1,14 +1,11 @@
 //! Graceful shutdown: open streams end, and the server stops well inside its grace time.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Command,
-};
+use tokio::process::Command;
 
-use crate::helpers::{next_event, spawn_app, PATIENCE};
+use crate::helpers::{next_event, spawn_app, RunningBinary, PATIENCE};
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_and_stops_within_2_s() {
@@ -33,54 +30,28 @@ async fn shutdown_ends_open_streams_and_stops_within_2_s() {
         })
         .await
         .expect("the stream ends");
-        assert!(
-            rest.iter().all(Result::is_ok),
-            "the stream broke instead of ending: {rest:?}"
-        );
+        assert!(rest.iter().all(Result::is_ok), "the stream broke instead of ending: {rest:?}");
     }
 }
 
 #[tokio::test]
 async fn the_binary_exits_promptly_on_sigterm_with_a_stream_open() {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "herald=info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the herald binary starts");
-    let mut log = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = log.next_line().await.unwrap() {
-            if let Some((_, url)) = line.split_once("listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server logs its address");
+    let RunningBinary { process: mut server, url: address } = RunningBinary::start(
+        env!("CARGO_BIN_EXE_herald"),
+        &[("LEPTOS_SITE_ADDR", "127.0.0.1:0"), ("RUST_LOG", "herald=info")],
+    )
+    .await;
     let response = reqwest::get(format!("{address}/remote")).await.unwrap();
     let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
     next_event(&mut events).await;
 
     let started = tokio::time::Instant::now();
     let pid = server.id().expect("a running server").to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
     assert!(kill.success());
-    let status = tokio::time::timeout(PATIENCE, server.wait())
-        .await
-        .expect("the server exits")
-        .unwrap();
+    let status = tokio::time::timeout(PATIENCE, server.wait()).await.expect("the server exits").unwrap();
 
     assert!(status.success(), "the server exited with {status}");
     let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(2),
-        "SIGTERM took {took:?} to stop the server"
-    );
+    assert!(took < Duration::from_secs(2), "SIGTERM took {took:?} to stop the server");
 }

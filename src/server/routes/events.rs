@@ -18,20 +18,11 @@ pub async fn event_stream(
 ) -> Result<Response, ApiError> {
     let request = EventsQuery::parse(query.as_deref().unwrap_or(""), state.max_topics)?;
     if request.topics.is_empty() {
-        return Err(ApiError::invalid(
-            "topic",
-            "name at least one topic: /events?topic=NAME",
-        ));
+        return Err(ApiError::invalid("topic", "name at least one topic: /events?topic=NAME"));
     }
     let own = session.topic();
-    if let Some(foreign) = request
-        .topics
-        .iter()
-        .find(|topic| topic.is_private() && **topic != own)
-    {
-        return Err(ApiError::Forbidden(format!(
-            "topic {foreign} belongs to another session"
-        )));
+    if let Some(foreign) = request.topics.iter().find(|topic| topic.is_private() && **topic != own) {
+        return Err(ApiError::Forbidden(format!("topic {foreign} belongs to another session")));
     }
 
     let slot = state.streams.reserve()?;
@@ -44,12 +35,9 @@ pub async fn event_stream(
 /// else the `lastEventId` query parameter of a first connection. An empty id means none.
 /// A header that is not visible ASCII cannot be an id of ours, and resumes as a malformed id.
 pub fn resume_point(headers: &HeaderMap, from_query: Option<String>) -> Option<String> {
-    let from_header = headers.get("last-event-id").map(|value| {
-        value
-            .to_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|_| "\u{fffd}".to_owned())
-    });
+    let from_header = headers
+        .get("last-event-id")
+        .map(|value| value.to_str().map(str::to_owned).unwrap_or_else(|_| "\u{fffd}".to_owned()));
     from_header.or(from_query).filter(|id| !id.is_empty())
 }
 
@@ -98,8 +86,7 @@ mod tests {
 
     #[test]
     fn repeated_topics_are_collected_once_each_in_order() {
-        let query =
-            EventsQuery::parse("topic=b&topic=a&topic=b&lastEventId=1-2&other=x", 4).unwrap();
+        let query = EventsQuery::parse("topic=b&topic=a&topic=b&lastEventId=1-2&other=x", 4).unwrap();
         let names: Vec<_> = query.topics.iter().map(Topic::as_str).collect();
         assert_eq!(names, ["b", "a"]);
         assert_eq!(query.last_event_id.as_deref(), Some("1-2"));
@@ -107,10 +94,7 @@ mod tests {
 
     #[test]
     fn more_topics_than_the_limit_are_refused_without_reading_them_all() {
-        let many = (0..10_000)
-            .map(|n| format!("topic=t{n}"))
-            .collect::<Vec<_>>()
-            .join("&");
+        let many = (0..10_000).map(|n| format!("topic=t{n}")).collect::<Vec<_>>().join("&");
         assert_eq!(field_of(EventsQuery::parse(&many, 16)), "topic");
     }
 
@@ -124,15 +108,9 @@ mod tests {
     #[test]
     fn the_header_wins_over_the_query_and_empty_means_none() {
         let mut headers = HeaderMap::new();
-        assert_eq!(
-            resume_point(&headers, Some("1-1".into())),
-            Some("1-1".into())
-        );
+        assert_eq!(resume_point(&headers, Some("1-1".into())), Some("1-1".into()));
         assert_eq!(resume_point(&headers, Some(String::new())), None);
         headers.insert("last-event-id", "1-2".parse().unwrap());
-        assert_eq!(
-            resume_point(&headers, Some("1-1".into())),
-            Some("1-2".into())
-        );
+        assert_eq!(resume_point(&headers, Some("1-1".into())), Some("1-2".into()));
     }
 }

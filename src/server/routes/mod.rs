@@ -1,5 +1,6 @@
 //! One module per HTTP route that is not a Leptos page.
 
+pub mod callbacks;
 pub mod events;
 pub mod health;
 pub mod publish;

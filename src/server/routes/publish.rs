@@ -25,21 +25,14 @@ pub async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Some(token) = state.publish_token.as_deref() else {
-        return Err(ApiError::Disabled(
-            "publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it",
-        ));
+        return Err(ApiError::Disabled("publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it"));
     };
     authorize(&headers, token)?;
     let body = json_body(&headers, body, state.max_body)?;
     let request = PublishRequest::parse(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
 
-    let published = state.hub.publish(
-        &request.topic,
-        request.event.as_ref(),
-        &request.data,
-        idempotency_key,
-    );
+    let published = state.hub.publish(&request.topic, request.event.as_ref(), &request.data, idempotency_key);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -57,12 +50,8 @@ fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized(
-            "send Authorization: Bearer <HERALD_PUBLISH_TOKEN>",
-        ))?;
-    let matches: bool = Sha256::digest(presented.as_bytes())
-        .ct_eq(&Sha256::digest(token.as_bytes()))
-        .into();
+        .ok_or(ApiError::Unauthorized("send Authorization: Bearer <HERALD_PUBLISH_TOKEN>"))?;
+    let matches: bool = Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
     if matches {
         Ok(())
     } else {
@@ -91,10 +80,7 @@ pub fn json_body(
     match serde_json::from_slice(&body) {
         Ok(Value::Object(object)) => Ok(object),
         Ok(_) => Err(ApiError::invalid("body", "must be a JSON object")),
-        Err(err) => Err(ApiError::invalid(
-            "body",
-            format!("is not valid JSON: {err}"),
-        )),
+        Err(err) => Err(ApiError::invalid("body", format!("is not valid JSON: {err}"))),
     }
 }
 
@@ -105,10 +91,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     };
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            "must be 1 to 255 visible ASCII characters",
-        ));
+        return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
     }
     Ok(value.to_str().ok())
 }
@@ -122,14 +105,8 @@ struct PublishRequest {
 
 impl PublishRequest {
     fn parse(body: &Map<String, Value>) -> Result<Self, InvalidField> {
-        if let Some(unknown) = body
-            .keys()
-            .find(|key| !matches!(key.as_str(), "topic" | "event" | "data"))
-        {
-            return Err(InvalidField::new(
-                "body",
-                format!("has an unknown field {unknown:?}"),
-            ));
+        if let Some(unknown) = body.keys().find(|key| !matches!(key.as_str(), "topic" | "event" | "data")) {
+            return Err(InvalidField::new("body", format!("has an unknown field {unknown:?}")));
         }
         let topic = match body.get("topic") {
             Some(Value::String(topic)) => Topic::parse(topic)?,
@@ -155,24 +132,14 @@ mod tests {
     use super::*;
 
     fn parse(body: Value) -> Result<PublishRequest, InvalidField> {
-        let Value::Object(object) = body else {
-            panic!("not an object")
-        };
+        let Value::Object(object) = body else { panic!("not an object") };
         PublishRequest::parse(&object)
     }
 
     #[test]
     fn text_data_is_kept_as_is_and_json_data_as_compact_text() {
-        assert_eq!(
-            parse(json!({"topic": "a", "data": " x\ny"})).unwrap().data,
-            " x\ny"
-        );
-        assert_eq!(
-            parse(json!({"topic": "a", "data": {"k": [1, 2]}}))
-                .unwrap()
-                .data,
-            r#"{"k":[1,2]}"#
-        );
+        assert_eq!(parse(json!({"topic": "a", "data": " x\ny"})).unwrap().data, " x\ny");
+        assert_eq!(parse(json!({"topic": "a", "data": {"k": [1, 2]}})).unwrap().data, r#"{"k":[1,2]}"#);
     }
 
     #[test]

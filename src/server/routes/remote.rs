@@ -26,23 +26,16 @@ pub async fn clock_stream(
         .ok()
         .and_then(|query| query.last_event_id);
     let resume = resume_point(&headers, from_query);
-    let session_events = state
-        .hub
-        .subscribe(vec![session.topic()], resume.as_deref())
-        .into_stream();
+    let session_events = state.hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream();
 
     let ticks = WatchStream::from_changes(state.clock.clone());
     let first = Tick::now();
     // A second boundary the clock stamped just before `first` may still be in flight; dropping
     // it keeps the ticks of every stream strictly increasing.
-    let later_ticks = ticks
-        .filter(move |tick| future::ready(tick.at > first.at))
-        .map(|tick| tick.frame);
+    let later_ticks = ticks.filter(move |tick| future::ready(tick.at > first.at)).map(|tick| tick.frame);
     let clock = stream::once(future::ready(first.frame)).chain(later_ticks);
 
-    Ok(state
-        .streams
-        .respond(until_either_ends(clock, session_events), slot))
+    Ok(state.streams.respond(until_either_ends(clock, session_events), slot))
 }
 
 /// Interleaves two streams and ends as soon as either does: when the hub drops a slow subscriber

@@ -1,0 +1,107 @@
+//! `worker`: a stand-in for the external service that runs Herald's jobs. It takes a job over
+//! HTTP, works on it for a random while, then calls Herald back with a signed HTTP callback.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
+use clap::Parser;
+use herald::server::{shutdown, signature, telemetry};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Clone, Debug, Parser)]
+#[command(name = "worker", about = "Runs Herald's jobs and calls back when each is done")]
+struct WorkerConfig {
+    /// Where to listen for jobs.
+    #[arg(long, env = "HERALD_WORKER_ADDR", default_value = "127.0.0.1:3002")]
+    addr: SocketAddr,
+
+    /// The secret shared with Herald, to sign callbacks.
+    #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true)]
+    callback_secret: String,
+
+    /// The shortest a job takes.
+    #[arg(long, env = "HERALD_WORKER_MIN", default_value = "1s", value_parser = humantime::parse_duration)]
+    min_work: Duration,
+
+    /// The longest a job takes.
+    #[arg(long, env = "HERALD_WORKER_MAX", default_value = "5s", value_parser = humantime::parse_duration)]
+    max_work: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct JobRequest {
+    job_id: String,
+    callback_url: String,
+}
+
+/// How often a callback is tried before the worker gives up on it.
+const CALLBACK_ATTEMPTS: u32 = 3;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = WorkerConfig::parse();
+    if config.min_work > config.max_work {
+        return Err("--min-work must not be longer than --max-work".into());
+    }
+    telemetry::init();
+    let stop = shutdown::signal()?;
+
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    tracing::info!("worker listening on http://{}", listener.local_addr()?);
+    let app = Router::new().route("/jobs", post(take_job)).with_state(config);
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+    Ok(())
+}
+
+async fn take_job(State(config): State<WorkerConfig>, Json(job): Json<JobRequest>) -> StatusCode {
+    if !(job.callback_url.starts_with("http://") || job.callback_url.starts_with("https://")) {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    let work = rand::rng().random_range(config.min_work..=config.max_work);
+    tracing::info!(job = %job.job_id, ?work, "job taken");
+    tokio::spawn(async move {
+        tokio::time::sleep(work).await;
+        call_back(&config, &job, work).await;
+    });
+    StatusCode::ACCEPTED
+}
+
+async fn call_back(config: &WorkerConfig, job: &JobRequest, worked: Duration) {
+    let body = json!({
+        "status": "done",
+        "result": { "worked_ms": worked.as_millis() as u64, "answer": 42 },
+    })
+    .to_string();
+    let http = reqwest::Client::new();
+    for attempt in 1..=CALLBACK_ATTEMPTS {
+        let now = chrono::Utc::now().timestamp();
+        let response = http
+            .post(&job.callback_url)
+            .header("content-type", "application/json")
+            .header(
+                signature::HEADER,
+                signature::sign(config.callback_secret.as_bytes(), now, body.as_bytes()),
+            )
+            .body(body.clone())
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status().is_success() => {
+                tracing::info!(job = %job.job_id, "called back");
+                return;
+            }
+            // The server answered: retrying the same callback cannot change its mind.
+            Ok(response) if response.status().is_client_error() => {
+                tracing::warn!(job = %job.job_id, status = %response.status(), "callback refused");
+                return;
+            }
+            outcome => {
+                tracing::warn!(job = %job.job_id, attempt, ?outcome, "callback failed; retrying");
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+            }
+        }
+    }
+    tracing::error!(job = %job.job_id, "gave up calling back");
+}

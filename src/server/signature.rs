@@ -1,0 +1,234 @@
+//! Signed HTTP callbacks, as Stripe and GitHub sign webhooks.
+//!
+//! `Herald-Signature: t=<unix seconds>,v1=<lowercase hex HMAC-SHA256 of "<t>.<raw body>">`,
+//! with the secret from `HERALD_CALLBACK_SECRET`. Several `v1` entries may be given (to rotate
+//! secrets); one match is enough. Unknown schemes are ignored. Comparisons are constant time.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+pub const HEADER: &str = "herald-signature";
+
+/// The longest header worth parsing, and the most `v1` entries looked at.
+const MAX_HEADER_LEN: usize = 1024;
+const MAX_SIGNATURES: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureError {
+    Missing,
+    Malformed,
+    /// The time is further from now than the tolerance (either way).
+    Expired,
+    Mismatch,
+    /// This exact signature was accepted before.
+    Replayed,
+}
+
+impl SignatureError {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "the Herald-Signature header is missing",
+            Self::Malformed => "the Herald-Signature header is not t=<unix seconds>,v1=<hex HMAC-SHA256>",
+            Self::Expired => "the signature's time is outside the tolerance",
+            Self::Mismatch => "no signature matches the body",
+            Self::Replayed => "this signature was already used",
+        }
+    }
+}
+
+/// The parsed header: a time and candidate signatures.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SignatureHeader {
+    pub timestamp: i64,
+    pub signatures: Vec<[u8; 32]>,
+}
+
+impl SignatureHeader {
+    pub fn parse(header: &str) -> Result<Self, SignatureError> {
+        if header.len() > MAX_HEADER_LEN {
+            return Err(SignatureError::Malformed);
+        }
+        let mut timestamp = None;
+        let mut signatures = vec![];
+        for part in header.split(',') {
+            let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+            match key {
+                "t" if timestamp.is_none()
+                    && !value.is_empty()
+                    && value.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    timestamp = Some(value.parse().map_err(|_| SignatureError::Malformed)?);
+                }
+                "t" => return Err(SignatureError::Malformed),
+                "v1" if signatures.len() < MAX_SIGNATURES => {
+                    let mut signature = [0u8; 32];
+                    let lowercase = value.bytes().all(|b| !b.is_ascii_uppercase());
+                    hex::decode_to_slice(value, &mut signature).map_err(|_| SignatureError::Malformed)?;
+                    if !lowercase {
+                        return Err(SignatureError::Malformed);
+                    }
+                    signatures.push(signature);
+                }
+                _ => {}
+            }
+        }
+        match (timestamp, signatures.is_empty()) {
+            (Some(timestamp), false) => Ok(Self { timestamp, signatures }),
+            _ => Err(SignatureError::Malformed),
+        }
+    }
+}
+
+fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The header value that signs `body` at `timestamp`: what a caller of `/callbacks` sends.
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let signature = mac(secret, timestamp, body).finalize().into_bytes();
+    format!("t={timestamp},v1={}", hex::encode(signature))
+}
+
+/// Checks a header against `body`; returns the signature that matched.
+pub fn verify(
+    secret: &[u8],
+    header: Option<&str>,
+    body: &[u8],
+    now: i64,
+    tolerance: Duration,
+) -> Result<[u8; 32], SignatureError> {
+    let header = SignatureHeader::parse(header.ok_or(SignatureError::Missing)?)?;
+    if now.abs_diff(header.timestamp) > tolerance.as_secs() {
+        return Err(SignatureError::Expired);
+    }
+    header
+        .signatures
+        .into_iter()
+        .find(|candidate| mac(secret, header.timestamp, body).verify_slice(candidate).is_ok())
+        .ok_or(SignatureError::Mismatch)
+}
+
+/// What `/callbacks` checks signatures with.
+#[derive(Debug)]
+pub struct CallbackAuth {
+    pub secret: String,
+    pub tolerance: Duration,
+    pub replays: ReplayGuard,
+}
+
+impl CallbackAuth {
+    pub fn new(secret: String, tolerance: Duration) -> Self {
+        Self { secret, tolerance, replays: ReplayGuard::new(tolerance) }
+    }
+}
+
+/// Remembers accepted signatures for as long as their time is within the tolerance, so each is
+/// accepted once: after that, the time check alone turns a replay away.
+#[derive(Debug)]
+pub struct ReplayGuard {
+    remember_for: Duration,
+    seen: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl ReplayGuard {
+    pub fn new(tolerance: Duration) -> Self {
+        Self { remember_for: tolerance * 2, seen: Mutex::default() }
+    }
+
+    /// Records `signature`; refuses one seen before.
+    pub fn first_use(&self, signature: [u8; 32]) -> Result<(), SignatureError> {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.retain(|_, forget_at| *forget_at > now);
+        if seen.insert(signature, now + self.remember_for).is_some() {
+            return Err(SignatureError::Replayed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"whsec_test";
+    const MINUTES_5: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_signature_made_by_sign_verifies() {
+        let header = sign(SECRET, 1_700_000_000, b"{\"status\":\"done\"}");
+        assert!(verify(SECRET, Some(&header), b"{\"status\":\"done\"}", 1_700_000_010, MINUTES_5).is_ok());
+    }
+
+    #[test]
+    fn a_known_vector_matches_openssl() {
+        // printf '1700000000.{}' | openssl dgst -sha256 -hmac whsec_test
+        assert_eq!(
+            sign(SECRET, 1_700_000_000, b"{}"),
+            "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91"
+        );
+    }
+
+    #[test]
+    fn the_wrong_body_secret_or_time_does_not_verify() {
+        let header = sign(SECRET, 1_700_000_000, b"body");
+        let check = |secret: &[u8], header: &str, body: &[u8], now| {
+            verify(secret, Some(header), body, now, MINUTES_5)
+        };
+        assert_eq!(check(SECRET, &header, b"other", 1_700_000_000), Err(SignatureError::Mismatch));
+        assert_eq!(check(b"other", &header, b"body", 1_700_000_000), Err(SignatureError::Mismatch));
+        assert_eq!(check(SECRET, &header, b"body", 1_700_000_301), Err(SignatureError::Expired));
+        assert_eq!(check(SECRET, &header, b"body", 1_699_999_699), Err(SignatureError::Expired));
+        let moved = header.replace("t=1700000000", "t=1700000001");
+        assert_eq!(check(SECRET, &moved, b"body", 1_700_000_000), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn one_matching_signature_among_several_is_enough() {
+        let good = sign(SECRET, 10, b"x");
+        let v1 = good.split_once(",v1=").unwrap().1;
+        let header = format!("t=10,v1={},v0=legacy,v1={v1}", "0".repeat(64));
+        assert!(verify(SECRET, Some(&header), b"x", 10, MINUTES_5).is_ok());
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        let v1 = "a".repeat(64);
+        for bad in [
+            "".to_owned(),
+            "t=10".to_owned(),
+            format!("v1={v1}"),
+            format!("t=,v1={v1}"),
+            format!("t=-5,v1={v1}"),
+            format!("t=1e3,v1={v1}"),
+            format!("t=10,t=11,v1={v1}"),
+            "t=10,v1=abc".to_owned(),
+            format!("t=10,v1={}", "A".repeat(64)),
+            format!("t=10,v1={}", "g".repeat(64)),
+            format!("t=99999999999999999999,v1={v1}"),
+            format!("t=10;v1={v1}"),
+            format!("t=10,v1={v1},{}", "x".repeat(2000)),
+        ] {
+            assert_eq!(SignatureHeader::parse(&bad), Err(SignatureError::Malformed), "{bad:.80}");
+        }
+        assert_eq!(verify(SECRET, None, b"", 0, MINUTES_5), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn the_replay_guard_accepts_each_signature_once() {
+        let guard = ReplayGuard::new(MINUTES_5);
+        assert_eq!(guard.first_use([1; 32]), Ok(()));
+        assert_eq!(guard.first_use([2; 32]), Ok(()));
+        assert_eq!(guard.first_use([1; 32]), Err(SignatureError::Replayed));
+    }
+}

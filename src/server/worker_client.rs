@@ -1,0 +1,37 @@
+//! Asks the external worker to run a job, telling it where to call back when it is done.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+#[derive(Clone, Debug)]
+pub struct WorkerClient {
+    http: reqwest::Client,
+    jobs_url: String,
+}
+
+impl WorkerClient {
+    pub fn new(worker_url: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("a plain HTTP client builds");
+        Self { http, jobs_url: format!("{}/jobs", worker_url.trim_end_matches('/')) }
+    }
+
+    /// Hands the job to the worker; the worker answers at once and works in the background.
+    pub async fn dispatch(&self, job_id: &str, callback_url: &str) -> Result<(), String> {
+        let response = self
+            .http
+            .post(&self.jobs_url)
+            .json(&json!({ "job_id": job_id, "callback_url": callback_url }))
+            .send()
+            .await
+            .map_err(|err| format!("the worker at {} is unreachable: {err}", self.jobs_url))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the worker refused the job with {}", response.status()))
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `POST /callbacks/{job}` and the job flow: the real worker, signatures, and the session topic.
+
+use chrono::Utc;
+use herald::{jobs::JobStatus, server::signature};
+use serde_json::{json, Value};
+
+use crate::helpers::{next_event, spawn_app_with, spawn_worker, TestApp, CALLBACK_SECRET};
+
+/// A server whose worker takes an hour per job, so the test itself plays the worker's callback.
+async fn app_with_idle_worker() -> (TestApp, crate::helpers::RunningBinary) {
+    let worker = spawn_worker("1h", "1h").await;
+    let url = worker.url.clone();
+    (spawn_app_with(move |config| config.worker_url = url).await, worker)
+}
+
+fn signed(body: &str, at: i64) -> String {
+    signature::sign(CALLBACK_SECRET.as_bytes(), at, body.as_bytes())
+}
+
+async fn call_back(app: &TestApp, job: &str, body: &str, signature: Option<&str>) -> (u16, Value) {
+    let mut request =
+        app.http.post(app.url(&format!("/callbacks/{job}"))).header("content-type", "application/json");
+    if let Some(signature) = signature {
+        request = request.header("herald-signature", signature);
+    }
+    let response = request.body(body.to_owned()).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_real_worker_calls_back_and_the_session_hears_the_job_finish_on_remote() {
+    let worker = spawn_worker("50ms", "200ms").await;
+    let url = worker.url.clone();
+    let app = spawn_app_with(move |config| config.worker_url = url).await;
+    let mut remote = app.subscribe("/remote").await;
+
+    let job = app.start_job().await;
+    assert_eq!(job.status, JobStatus::Running);
+
+    let finished = loop {
+        let event = next_event(&mut remote).await;
+        if event.event == "job" {
+            break event;
+        }
+    };
+    let view: herald::jobs::JobView = serde_json::from_str(&finished.data).unwrap();
+    assert_eq!((view.id.as_str(), view.status), (job.id.as_str(), JobStatus::Done));
+    assert!(view.took_ms.is_some_and(|ms| ms >= 50), "{view:?}");
+    let result: Value = serde_json::from_str(view.result.as_deref().unwrap()).unwrap();
+    assert_eq!(result["answer"], 42);
+    assert!(!finished.id.is_empty(), "job events carry ids, for replay");
+}
+
+#[tokio::test]
+async fn a_job_the_worker_cannot_take_is_reported_failed_at_once() {
+    let app = spawn_app_with(|config| config.worker_url = "http://127.0.0.1:9".to_owned()).await;
+
+    let job = app.start_job().await;
+
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.result.unwrap().contains("unreachable"));
+}
+
+#[tokio::test]
+async fn another_session_neither_lists_nor_hears_my_jobs() {
+    let (app, _worker) = app_with_idle_worker().await;
+    let mine = app.start_job().await;
+    let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
+
+    let listing: Value = stranger
+        .post(app.url("/api/jobs/list"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listing["jobs"], json!([]));
+
+    let response = stranger.get(app.url("/remote")).send().await.unwrap();
+    let mut stranger_events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+    let body = json!({"status": "done", "result": 1}).to_string();
+    assert_eq!(call_back(&app, &mine.id, &body, Some(&signed(&body, Utc::now().timestamp()))).await.0, 200);
+    // The stranger's stream carries ticks only; two ticks later, no job event has come.
+    for _ in 0..2 {
+        let event = next_event(&mut stranger_events).await;
+        assert_eq!(event.event, "message", "a stranger heard {event:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_callbacks_get_their_documented_status_and_a_json_error() {
+    let (app, _worker) = app_with_idle_worker().await;
+    let job = app.start_job().await;
+    let now = Utc::now().timestamp();
+    let body = json!({"status": "done", "result": {"n": 1}}).to_string();
+    let wrong_secret = signature::sign(b"not the secret", now, body.as_bytes());
+
+    for (what, job_id, body, signature, status) in [
+        ("no signature", job.id.as_str(), body.clone(), None, 401),
+        ("a malformed signature", &job.id, body.clone(), Some("t=abc,v1=zz".to_owned()), 400),
+        ("the wrong secret", &job.id, body.clone(), Some(wrong_secret), 401),
+        ("a signature 6 minutes old", &job.id, body.clone(), Some(signed(&body, now - 360)), 401),
+        ("a signature 6 minutes ahead", &job.id, body.clone(), Some(signed(&body, now + 360)), 401),
+        ("a signature of another body", &job.id, body.clone(), Some(signed("{}", now)), 401),
+        (
+            "a bad status",
+            &job.id,
+            r#"{"status":"meh"}"#.to_owned(),
+            Some(signed(r#"{"status":"meh"}"#, now)),
+            400,
+        ),
+        ("broken JSON", &job.id, "{".to_owned(), Some(signed("{", now)), 400),
+        ("an unknown job", "0123456789abcdef0123456789abcdef", body.clone(), Some(signed(&body, now)), 404),
+    ] {
+        let (got, answer) = call_back(&app, job_id, &body, signature.as_deref()).await;
+        assert_eq!(got, status, "{what}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_callback_counts_once_a_replay_is_refused_and_a_second_callback_conflicts() {
+    let (app, _worker) = app_with_idle_worker().await;
+    let job = app.start_job().await;
+    let body = json!({"status": "failed", "result": "disk full"}).to_string();
+    let signature = signed(&body, Utc::now().timestamp());
+
+    let (first, answer) = call_back(&app, &job.id, &body, Some(&signature)).await;
+    assert_eq!(first, 200, "{answer}");
+    assert_eq!(answer["job"]["status"], "failed");
+
+    let (replayed, answer) = call_back(&app, &job.id, &body, Some(&signature)).await;
+    assert_eq!(replayed, 401, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("already used"), "{answer}");
+
+    let again = json!({"status": "done", "result": "second thoughts"}).to_string();
+    let (conflict, answer) =
+        call_back(&app, &job.id, &again, Some(&signed(&again, Utc::now().timestamp() + 1))).await;
+    assert_eq!(conflict, 409, "{answer}");
+}
+
+#[tokio::test]
+async fn callbacks_are_refused_with_503_when_no_secret_is_configured() {
+    let app = spawn_app_with(|config| config.callback_secret = None).await;
+    let body = "{}";
+
+    let (status, answer) = call_back(&app, "any", body, Some(&signed(body, Utc::now().timestamp()))).await;
+
+    assert_eq!(status, 503);
+    assert!(answer["message"].as_str().unwrap().contains("HERALD_CALLBACK_SECRET"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_callback_body_over_the_limit_gets_413() {
+    let app = spawn_app_with(|config| config.max_body = 1024).await;
+    let body = json!({"status": "done", "result": "x".repeat(4096)}).to_string();
+
+    let (status, _) = call_back(&app, "any", &body, Some(&signed(&body, Utc::now().timestamp()))).await;
+
+    assert_eq!(status, 413);
+}
