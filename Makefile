@@ -2,11 +2,16 @@
 SHELL := bash
 export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
+# Development secrets, so that publishing and callbacks work out of the box. They are public:
+# set your own in the environment for anything but a local run.
+export HERALD_PUBLISH_TOKEN ?= dev-only-publish-token
+export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
+
 .PHONY: run test setup setup-test lint test-rust test-e2e release bench
 
-## Set up, then run Herald at http://127.0.0.1:3000, rebuilding on every change.
+## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
-	cargo leptos watch
+	scripts/with-worker.sh cargo leptos watch
 
 ## Set up, then run every check and test: lints, Rust unit and integration tests, Playwright.
 test: setup-test lint test-e2e test-rust
@@ -24,7 +29,7 @@ lint:
 	dockerfilelint Dockerfile
 
 test-e2e:
-	cargo leptos end-to-end
+	scripts/with-worker.sh cargo leptos end-to-end
 
 test-rust:
 	cargo test --features ssr
