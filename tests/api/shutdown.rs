@@ -5,16 +5,18 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::process::Command;
 
-use crate::helpers::{next_event, spawn_app, RunningBinary, PATIENCE};
+use crate::helpers::{next_event, spawn_app, spawn_app_with, RunningBinary, PATIENCE};
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_and_stops_within_2_s() {
     let app = spawn_app().await;
     let mut streams = vec![];
-    for _ in 0..3 {
-        let mut events = app.subscribe("/remote").await;
-        next_event(&mut events).await;
-        streams.push(events);
+    for path in ["/remote", "/remote", "/events?topic=a", "/events?topic=a&topic=b"] {
+        streams.push(app.subscribe(path).await);
+    }
+    app.publish_ok("a", "before shutdown").await;
+    for events in &mut streams {
+        next_event(events).await;
     }
 
     let took = app.shut_down().await;
@@ -32,6 +34,22 @@ async fn shutdown_ends_open_streams_and_stops_within_2_s() {
         .expect("the stream ends");
         assert!(rest.iter().all(Result::is_ok), "the stream broke instead of ending: {rest:?}");
     }
+}
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_request_cannot_hold_shutdown_past_the_grace_time() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = spawn_app_with(|config| config.shutdown_grace = Duration::from_millis(500)).await;
+    let mut stuck = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    stuck.write_all(b"POST /publish HTTP/1.1\r\nHost: herald\r\nContent-Length: 100\r\n\r\n{").await.unwrap();
+    // Connections are accepted in order: once a later one is answered, the stuck one is in.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+
+    let took = app.shut_down().await;
+
+    assert!(took >= Duration::from_millis(400), "shutdown did not wait for the request in flight: {took:?}");
+    assert!(took < Duration::from_millis(1500), "shutdown took {took:?} with a 500 ms grace time");
 }
 
 #[tokio::test]
