@@ -68,21 +68,21 @@ impl FromRef<AppState> for LeptosOptions {
 /// and the 404 page.
 pub fn router(state: AppState) -> Router {
     let pages = generate_route_list(App);
-    Router::new()
+    let body_limit = DefaultBodyLimit::max(state.max_body);
+    // What a browser uses gets a session cookie; the server-to-server API and static files do not.
+    let browser_routes = Router::new()
         .route("/remote", get(routes::remote::clock_stream))
         .route("/events", get(routes::events::event_stream))
-        .route("/publish", post(routes::publish::publish).layer(DefaultBodyLimit::max(state.max_body)))
-        .route(
-            "/callbacks/{job_id}",
-            post(routes::callbacks::job_finished).layer(DefaultBodyLimit::max(state.max_body)),
-        )
-        .route("/healthz", get(routes::health::health))
         .leptos_routes(&state, pages, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
+        .layer(middleware::from_fn(session::ensure_session));
+    browser_routes
+        .route("/publish", post(routes::publish::publish).layer(body_limit.clone()))
+        .route("/callbacks/{job_id}", post(routes::callbacks::job_finished).layer(body_limit))
+        .route("/healthz", get(routes::health::health))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(middleware::from_fn(session::ensure_session))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

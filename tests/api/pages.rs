@@ -52,3 +52,24 @@ async fn healthz_reports_ok_as_json() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body, serde_json::json!({ "status": "ok" }));
 }
+
+#[tokio::test]
+async fn the_page_issues_an_http_only_same_site_session_cookie_and_the_api_does_not() {
+    let app = spawn_app().await;
+    let stranger = reqwest::Client::new();
+
+    let page = stranger.get(app.url("/")).send().await.unwrap();
+    let cookie =
+        page.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(cookie.starts_with("herald_session="), "{cookie:?}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie:?} lacks {attribute}");
+    }
+    let secret = cookie["herald_session=".len()..].split(';').next().unwrap();
+    assert_eq!(secret.len(), 32, "a session holds 128 random bits as hex: {secret}");
+
+    for path in ["/healthz", "/pkg/herald.css", "/nope"] {
+        let response = stranger.get(app.url(path)).send().await.unwrap();
+        assert!(response.headers().get("set-cookie").is_none(), "{path} set a cookie");
+    }
+}
