@@ -3,6 +3,9 @@
 //! The crate builds twice. With `ssr` it is the server (see [`server`]); with `hydrate` it is the
 //! wasm bundle that takes over the server-rendered page in the browser ([`hydrate`]).
 
+// Leptos views are deeply nested types; the optimised wasm build needs room to lay them out.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod components;
 pub mod jobs;
