@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/publish", post(routes::publish::publish).layer(body_limit.clone()))
         .route("/callbacks/{job_id}", post(routes::callbacks::job_finished).layer(body_limit))
         .route("/healthz", get(routes::health::health))
+        .route("/metrics", get(routes::metrics::metrics))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -110,6 +110,11 @@ async fn a_subscriber_that_falls_behind_is_cut_off_and_told_to_reset_when_it_ret
     let reset = next_event(&mut resumed).await;
     assert_eq!(reset.event, "reset");
     assert!(reset.data.contains("expired"), "{}", reset.data);
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("\nherald_subscribers_lagged_total 1\n"), "{metrics}");
+    assert!(metrics.contains("\nherald_resets_total 1\n"), "{metrics}");
+    assert!(metrics.contains("\nherald_events_published_total 400\n"), "{metrics}");
 }
 
 #[tokio::test]

@@ -3,5 +3,6 @@
 pub mod callbacks;
 pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod publish;
 pub mod remote;
