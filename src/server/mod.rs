@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(middleware::from_fn(session::ensure_session));
     browser_routes
-        .route("/publish", post(routes::publish::publish).layer(body_limit.clone()))
+        .route("/publish", post(routes::publish::publish).layer(body_limit))
         .route("/callbacks/{job_id}", post(routes::callbacks::job_finished).layer(body_limit))
         .route("/healthz", get(routes::health::health))
         .route("/metrics", get(routes::metrics::metrics))
