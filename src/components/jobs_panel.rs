@@ -51,10 +51,16 @@ pub fn JobsPanel(jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
     }
 }
 
+/// `3380` ms as `3.4 s`; integer arithmetic keeps float formatting out of the wasm bundle.
+fn seconds_with_tenths(ms: u64) -> String {
+    let tenths = (ms + 50) / 100;
+    format!("{}.{} s", tenths / 10, tenths % 10)
+}
+
 #[component]
 fn JobRow(job: JobView) -> impl IntoView {
     let short_id = job.id.chars().take(8).collect::<String>();
-    let took = job.took_ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0));
+    let took = job.took_ms.map(seconds_with_tenths);
     view! {
         <li class="job" data-job=job.id.clone() data-status=job.status.label()>
             <code class="job-id" title=job.id.clone()>{short_id}</code>
@@ -62,5 +68,18 @@ fn JobRow(job: JobView) -> impl IntoView {
             <span class="job-took">{took}</span>
             <code class="job-result">{job.result}</code>
         </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_in_seconds_rounded_to_tenths() {
+        assert_eq!(seconds_with_tenths(3380), "3.4 s");
+        assert_eq!(seconds_with_tenths(1039), "1.0 s");
+        assert_eq!(seconds_with_tenths(49), "0.0 s");
+        assert_eq!(seconds_with_tenths(9960), "10.0 s");
     }
 }
