@@ -24,6 +24,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// How long a client may take to send its request headers before the connection is closed.
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub header_read_timeout: Duration,
+
     /// Bearer token that `POST /publish` requires; publishing is disabled when it is unset.
     #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true)]
     pub publish_token: Option<String>,

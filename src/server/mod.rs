@@ -7,6 +7,7 @@ pub mod event;
 pub mod hub;
 pub mod jobs;
 pub mod routes;
+pub mod serve;
 pub mod session;
 pub mod shutdown;
 pub mod signature;
@@ -15,11 +16,11 @@ pub mod telemetry;
 pub mod worker_client;
 
 use std::{
-    future::{Future, IntoFuture},
+    future::Future,
     io,
     net::SocketAddr,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -93,7 +94,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
-    shutdown_grace: Duration,
+    serve_settings: serve::ServeSettings,
 }
 
 impl Application {
@@ -121,7 +122,11 @@ impl Application {
             max_topics: config.max_topics as usize,
             max_body: config.max_body,
         };
-        Ok(Self { listener, router: router(state), shutdown, shutdown_grace: config.shutdown_grace })
+        let serve_settings = serve::ServeSettings {
+            header_read_timeout: config.header_read_timeout,
+            shutdown_grace: config.shutdown_grace,
+        };
+        Ok(Self { listener, router: router(state), shutdown, serve_settings })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -131,25 +136,13 @@ impl Application {
     /// Serves until `stop` completes, then ends every stream and waits for open connections to
     /// finish, for at most the shutdown grace time.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let shutdown = self.shutdown;
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
-
-        tokio::select! {
-            finished = &mut server => return finished.map_err(io::Error::other)?,
-            () = stop => {}
-        }
-        tracing::info!(grace = ?self.shutdown_grace, "shutting down: ending every stream");
-        shutdown.cancel();
-        match tokio::time::timeout(self.shutdown_grace, &mut server).await {
-            Ok(finished) => finished.map_err(io::Error::other)?,
-            Err(_) => {
-                tracing::warn!("connections still open after the grace time; closing them");
-                server.abort();
-                Ok(())
-            }
-        }
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            stop.await;
+            tracing::info!("shutting down: ending every stream");
+            shutdown.cancel();
+        });
+        serve::serve(self.listener, self.router, self.serve_settings, self.shutdown).await
     }
 }
 

@@ -29,7 +29,7 @@ pub async fn publish(
     };
     authorize(&headers, token)?;
     let body = json_body(&headers, body, state.max_body)?;
-    let request = PublishRequest::parse(&body)?;
+    let request = PublishRequest::from_object(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
 
     let published = state.hub.publish(&request.topic, request.event.as_ref(), &request.data, idempotency_key);
@@ -77,10 +77,15 @@ pub fn json_body(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
         _ => ApiError::invalid("body", rejection.body_text()),
     })?;
-    match serde_json::from_slice(&body) {
+    Ok(json_object(&body)?)
+}
+
+/// The bytes of a body as a JSON object.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, InvalidField> {
+    match serde_json::from_slice(body) {
         Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(ApiError::invalid("body", "must be a JSON object")),
-        Err(err) => Err(ApiError::invalid("body", format!("is not valid JSON: {err}"))),
+        Ok(_) => Err(InvalidField::new("body", "must be a JSON object")),
+        Err(err) => Err(InvalidField::new("body", format!("is not valid JSON: {err}"))),
     }
 }
 
@@ -96,15 +101,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     Ok(value.to_str().ok())
 }
 
+/// A publish request whose every field has been validated.
 #[derive(Debug, PartialEq)]
-struct PublishRequest {
-    topic: Topic,
-    event: Option<EventName>,
-    data: String,
+pub struct PublishRequest {
+    pub topic: Topic,
+    pub event: Option<EventName>,
+    pub data: String,
 }
 
 impl PublishRequest {
-    fn parse(body: &Map<String, Value>) -> Result<Self, InvalidField> {
+    /// Parses a raw body; what the fuzz target feeds arbitrary bytes to.
+    pub fn from_json(body: &[u8]) -> Result<Self, InvalidField> {
+        Self::from_object(&json_object(body)?)
+    }
+
+    fn from_object(body: &Map<String, Value>) -> Result<Self, InvalidField> {
         if let Some(unknown) = body.keys().find(|key| !matches!(key.as_str(), "topic" | "event" | "data")) {
             return Err(InvalidField::new("body", format!("has an unknown field {unknown:?}")));
         }
@@ -133,7 +144,7 @@ mod tests {
 
     fn parse(body: Value) -> Result<PublishRequest, InvalidField> {
         let Value::Object(object) = body else { panic!("not an object") };
-        PublishRequest::parse(&object)
+        PublishRequest::from_object(&object)
     }
 
     #[test]
