@@ -9,6 +9,7 @@ use tokio::{
 };
 
 use crate::helpers::RunningBinary;
+use crate::{resident_kib, ONE_AT_A_TIME};
 
 const CYCLES: usize = 20_000;
 const AT_ONCE: usize = 64;
@@ -26,12 +27,6 @@ async fn connect_and_leave(address: &str) {
     }
 }
 
-fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("a running process");
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("a VmRSS line");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("a number of KiB")
-}
-
 async fn gauge(metrics_url: &str, name: &str) -> u64 {
     let text = reqwest::get(metrics_url).await.unwrap().text().await.unwrap();
     let line = text.lines().find(|line| line.starts_with(&format!("{name} "))).expect("the metric");
@@ -42,6 +37,7 @@ async fn gauge(metrics_url: &str, name: &str) -> u64 {
 async fn twenty_thousand_connect_disconnect_cycles_leave_no_subscriber_and_no_growth() {
     // A short keep-alive makes the server notice hung-up clients quickly: it learns of a closed
     // connection when it next writes to it.
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = RunningBinary::start(
         env!("CARGO_BIN_EXE_herald"),
         &[("LEPTOS_SITE_ADDR", "127.0.0.1:0"), ("HERALD_KEEP_ALIVE", "100ms"), ("RUST_LOG", "herald=info")],
