@@ -28,6 +28,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub header_read_timeout: Duration,
 
+    /// Kernel send buffer of each connection, in bytes: what a client that stops reading can
+    /// hold on the server before its queue fills and the hub drops it.
+    #[arg(long, env = "HERALD_SEND_BUFFER", default_value_t = 256 * 1024)]
+    pub send_buffer: usize,
+
     /// Bearer token that `POST /publish` requires; publishing is disabled when it is unset.
     #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true)]
     pub publish_token: Option<String>,

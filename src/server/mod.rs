@@ -125,6 +125,7 @@ impl Application {
         let serve_settings = serve::ServeSettings {
             header_read_timeout: config.header_read_timeout,
             shutdown_grace: config.shutdown_grace,
+            send_buffer: config.send_buffer,
         };
         Ok(Self { listener, router: router(state), shutdown, serve_settings })
     }

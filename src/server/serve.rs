@@ -15,12 +15,18 @@ use hyper_util::{
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
+/// The most a request's line and headers may take; past it, hyper answers 431. Generous for any
+/// real client (browsers stop near 16 KiB of cookies) and far below hyper's default of ~400 KiB.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
 /// How long to pause when `accept` fails (out of file descriptors, say) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 pub struct ServeSettings {
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// The kernel send buffer of each connection, in bytes.
+    pub send_buffer: usize,
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; then stops accepting, lets the
@@ -32,7 +38,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
 
@@ -48,6 +58,11 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        // Left to autotuning, the kernel would buffer megabytes for a client that stopped
+        // reading, per connection, before the hub's queue could notice it falling behind.
+        if let Err(err) = socket2::SockRef::from(&stream).set_send_buffer_size(settings.send_buffer) {
+            tracing::warn!(%err, "cannot size the send buffer");
+        }
         while connections.try_join_next().is_some() {}
         let service = TowerToHyperService::new(router.clone());
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();

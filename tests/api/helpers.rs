@@ -52,6 +52,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 pub struct RunningBinary {
     pub process: tokio::process::Child,
     pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl RunningBinary {
@@ -74,8 +75,21 @@ impl RunningBinary {
         .await
         .unwrap_or_else(|_| panic!("{path} did not log its address"));
         // Keeps reading the log, so that a full pipe never blocks the process.
-        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
-        Self { process, url }
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let writer = std::sync::Arc::clone(&kept);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = log.next_line().await {
+                let mut kept = writer.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
+        Self { process, url, log: kept }
+    }
+
+    /// What the process has logged to stderr so far, after its address.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 }
 

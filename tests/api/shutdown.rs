@@ -54,7 +54,7 @@ async fn a_connection_that_never_finishes_its_request_cannot_hold_shutdown_past_
 
 #[tokio::test]
 async fn the_binary_exits_promptly_on_sigterm_with_a_stream_open() {
-    let RunningBinary { process: mut server, url: address } = RunningBinary::start(
+    let RunningBinary { process: mut server, url: address, .. } = RunningBinary::start(
         env!("CARGO_BIN_EXE_herald"),
         &[("LEPTOS_SITE_ADDR", "127.0.0.1:0"), ("RUST_LOG", "herald=info")],
     )
