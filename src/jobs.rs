@@ -63,10 +63,9 @@ pub fn merge(jobs: &mut Vec<JobView>, update: JobView) {
 /// URL, and answers at once. A job the worker cannot take is recorded as failed.
 #[server(endpoint = "jobs/start")]
 pub async fn start_job() -> Result<JobView, ServerFnError> {
-    use crate::server::{jobs::finish_and_announce, session::Session, AppState};
+    use crate::server::jobs::finish_and_announce;
 
-    let state = expect_context::<AppState>();
-    let axum::Extension(session) = leptos_axum::extract::<axum::Extension<Session>>().await?;
+    let (state, session) = caller().await?;
     let job = state
         .jobs
         .start(session.topic())
@@ -87,14 +86,19 @@ pub async fn start_job() -> Result<JobView, ServerFnError> {
 /// The caller's jobs, with the position to resume the event stream from.
 #[server(endpoint = "jobs/list")]
 pub async fn list_jobs() -> Result<JobListing, ServerFnError> {
-    use crate::server::{session::Session, AppState};
-
-    let state = expect_context::<AppState>();
-    let axum::Extension(session) = leptos_axum::extract::<axum::Extension<Session>>().await?;
+    let (state, session) = caller().await?;
     // Read the position before the jobs: whatever finishes in between is both listed and
     // replayed, and `merge` makes that harmless; the other order could miss it.
     let as_of = state.hub.last_id().to_string();
     Ok(JobListing { jobs: state.jobs.of_session(&session.topic()), as_of })
+}
+
+/// The server's state and the calling browser's session, inside a server function.
+#[cfg(feature = "ssr")]
+async fn caller() -> Result<(crate::server::AppState, crate::server::session::Session), ServerFnError> {
+    let state = expect_context::<crate::server::AppState>();
+    let axum::Extension(session) = leptos_axum::extract().await?;
+    Ok((state, session))
 }
 
 #[cfg(test)]

@@ -99,6 +99,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A request body as bytes: 413 over the size limit, 400 when it could not be read.
+pub fn body_bytes(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
+        _ => ApiError::invalid("body", rejection.body_text()),
+    })
+}
+
 impl From<InvalidField> for ApiError {
     fn from(invalid: InvalidField) -> Self {
         Self::Invalid(invalid)

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::publish::json_body;
 use crate::jobs::JobStatus;
 use crate::server::{
-    error::ApiError,
+    error::{body_bytes, ApiError},
     jobs::{finish_and_announce, FinishError},
     signature::{self, SignatureError},
     AppState,
@@ -31,10 +31,7 @@ pub async fn job_finished(
     let Some(callbacks) = state.callbacks.as_deref() else {
         return Err(ApiError::Disabled("callbacks are disabled: set HERALD_CALLBACK_SECRET to enable them"));
     };
-    let raw = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit: state.max_body },
-        _ => ApiError::invalid("body", rejection.body_text()),
-    })?;
+    let raw = body_bytes(body, state.max_body)?;
     let header = headers.get(signature::HEADER).map(|value| value.to_str().unwrap_or("\u{fffd}"));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
     let verified = signature::verify(callbacks.secret.as_bytes(), header, &raw, now, callbacks.tolerance)

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::server::{
-    error::ApiError,
+    error::{body_bytes, ApiError},
     event::{EventName, InvalidField, Topic},
     AppState,
 };
@@ -73,10 +73,7 @@ pub fn json_body(
     if !is_json {
         return Err(ApiError::NotJson);
     }
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
-        _ => ApiError::invalid("body", rejection.body_text()),
-    })?;
+    let body = body_bytes(body, limit)?;
     Ok(json_object(&body)?)
 }
 
