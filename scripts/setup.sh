@@ -24,6 +24,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_packages=()
 command -v cc >/dev/null || apt_packages+=(build-essential)
 command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
+command -v curl >/dev/null || apt_packages+=(curl ca-certificates)
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 if $with_tests; then
   command -v chromium >/dev/null || apt_packages+=(chromium)
