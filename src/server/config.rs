@@ -66,6 +66,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_MAX_TOPICS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_topics: u32,
 
+    /// How many events `/publish` accepts per second, across all publishers (and as a burst);
+    /// past it, `503` with `Retry-After`, so a runaway publisher cannot swamp every subscriber.
+    #[arg(long, env = "HERALD_MAX_PUBLISH_RATE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_publish_rate: u32,
+
     /// The largest request body accepted by `/publish` and `/callbacks`, in bytes.
     #[arg(long, env = "HERALD_MAX_BODY", default_value_t = 64 * 1024)]
     pub max_body: usize,

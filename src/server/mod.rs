@@ -47,6 +47,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub streams: sse::Streams,
     pub publish_token: Option<Arc<str>>,
+    pub publish_rate: Arc<governor::DefaultDirectRateLimiter>,
     pub callbacks: Option<Arc<signature::CallbackAuth>>,
     pub jobs: Arc<jobs::Jobs>,
     pub worker: worker_client::WorkerClient,
@@ -112,6 +113,9 @@ impl Application {
             hub: Hub::new(incarnation(), config.hub_settings()),
             streams: sse::Streams::new(&config, shutdown.clone()),
             publish_token: config.publish_token.as_deref().map(Arc::from),
+            publish_rate: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                std::num::NonZeroU32::new(config.max_publish_rate).expect("clap keeps it above zero"),
+            ))),
             callbacks: config
                 .callback_secret
                 .clone()

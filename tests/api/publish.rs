@@ -164,3 +164,25 @@ async fn the_same_idempotency_key_twice_is_delivered_once_and_answers_the_first_
     assert_eq!(next_event(&mut events).await.data, "once");
     assert_eq!(next_event(&mut events).await.id, after, "the duplicate was delivered");
 }
+
+#[tokio::test]
+async fn publishing_past_the_rate_limit_gets_503_with_retry_after() {
+    let app = spawn_app_with(|config| config.max_publish_rate = 2).await;
+    app.publish_ok("a", "1").await;
+    app.publish_ok("a", "2").await;
+
+    let response = app
+        .http
+        .post(app.url("/publish"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"topic": "a", "data": "3"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 503);
+    let retry_after = response.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap();
+    assert!(retry_after >= 1, "Retry-After: {retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("HERALD_MAX_PUBLISH_RATE"), "{body}");
+}

@@ -31,6 +31,14 @@ pub async fn publish(
     let body = json_body(&headers, body, state.max_body)?;
     let request = PublishRequest::from_object(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
+    if let Err(not_until) = state.publish_rate.check() {
+        let retry_after =
+            not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(ApiError::Busy {
+            message: "the hub is over its publish rate (HERALD_MAX_PUBLISH_RATE); retry later".to_owned(),
+            retry_after,
+        });
+    }
 
     let published = state.hub.publish(&request.topic, request.event.as_ref(), &request.data, idempotency_key);
     Ok((
