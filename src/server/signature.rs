@@ -5,7 +5,7 @@
 //! secrets); one match is enough. Unknown schemes are ignored. Comparisons are constant time.
 
 use std::{
-    collections::HashMap,
+    collections::{HashSet, VecDeque},
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -137,7 +137,14 @@ impl CallbackAuth {
 #[derive(Debug)]
 pub struct ReplayGuard {
     remember_for: Duration,
-    seen: Mutex<HashMap<[u8; 32], Instant>>,
+    seen: Mutex<Seen>,
+}
+
+/// The signatures, and the same in the order they expire, so forgetting costs nothing per call.
+#[derive(Debug, Default)]
+struct Seen {
+    signatures: HashSet<[u8; 32]>,
+    by_expiry: VecDeque<(Instant, [u8; 32])>,
 }
 
 impl ReplayGuard {
@@ -149,10 +156,17 @@ impl ReplayGuard {
     pub fn first_use(&self, signature: [u8; 32]) -> Result<(), SignatureError> {
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        seen.retain(|_, forget_at| *forget_at > now);
-        if seen.insert(signature, now + self.remember_for).is_some() {
+        while let Some(&(forget_at, old)) = seen.by_expiry.front() {
+            if forget_at > now {
+                break;
+            }
+            seen.by_expiry.pop_front();
+            seen.signatures.remove(&old);
+        }
+        if !seen.signatures.insert(signature) {
             return Err(SignatureError::Replayed);
         }
+        seen.by_expiry.push_back((now + self.remember_for, signature));
         Ok(())
     }
 }
@@ -222,6 +236,14 @@ mod tests {
             assert_eq!(SignatureHeader::parse(&bad), Err(SignatureError::Malformed), "{bad:.80}");
         }
         assert_eq!(verify(SECRET, None, b"", 0, MINUTES_5), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn the_replay_guard_forgets_signatures_once_their_time_is_out_of_tolerance() {
+        let guard = ReplayGuard::new(Duration::ZERO);
+        assert_eq!(guard.first_use([1; 32]), Ok(()));
+        // Remembered for twice the tolerance: zero here, so gone by the next call.
+        assert_eq!(guard.first_use([1; 32]), Ok(()));
     }
 
     #[test]
