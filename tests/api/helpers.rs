@@ -125,9 +125,7 @@ impl TestApp {
         &self,
         path: &str,
     ) -> EventStream<impl Stream<Item = reqwest::Result<bytes::Bytes>>> {
-        let response = self.get(path).await;
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.bytes_stream().eventsource()
+        self.subscribe_with(path, &[]).await
     }
 
     /// `POST /publish` with the right token; returns the status and the JSON answer.

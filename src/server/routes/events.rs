@@ -16,68 +16,61 @@ pub async fn event_stream(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let request = EventsQuery::parse(query.as_deref().unwrap_or(""), state.max_topics)?;
-    if request.topics.is_empty() {
+    let query = query.as_deref().unwrap_or("");
+    let topics = parse_topics(query, state.max_topics)?;
+    if topics.is_empty() {
         return Err(ApiError::invalid("topic", "name at least one topic: /events?topic=NAME"));
     }
     let own = session.topic();
-    if let Some(foreign) = request.topics.iter().find(|topic| topic.is_private() && **topic != own) {
+    if let Some(foreign) = topics.iter().find(|topic| topic.is_private() && **topic != own) {
         return Err(ApiError::Forbidden(format!("topic {foreign} belongs to another session")));
     }
 
     let slot = state.streams.reserve()?;
-    let resume = resume_point(&headers, request.last_event_id);
-    let subscription = state.hub.subscribe(request.topics, resume.as_deref());
+    let resume = resume_point(&headers, query);
+    let subscription = state.hub.subscribe(topics, resume.as_deref());
     Ok(state.streams.respond(subscription.into_stream(), slot))
 }
 
 /// Where a client asks to resume: the `Last-Event-ID` header that browsers send on reconnect,
 /// else the `lastEventId` query parameter of a first connection. An empty id means none.
 /// A header that is not visible ASCII cannot be an id of ours, and resumes as a malformed id.
-pub fn resume_point(headers: &HeaderMap, from_query: Option<String>) -> Option<String> {
+pub fn resume_point(headers: &HeaderMap, query: &str) -> Option<String> {
     let from_header = headers
         .get("last-event-id")
         .map(|value| value.to_str().map(str::to_owned).unwrap_or_else(|_| "\u{fffd}".to_owned()));
-    from_header.or(from_query).filter(|id| !id.is_empty())
+    let from_query = || {
+        form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| key == "lastEventId")
+            .last()
+            .map(|(_, value)| value.into_owned())
+    };
+    from_header.or_else(from_query).filter(|id| !id.is_empty())
 }
 
-/// The query of `/events`: `topic` (repeated) and `lastEventId`; other parameters are ignored.
-#[derive(Debug, Default, PartialEq)]
-pub struct EventsQuery {
-    pub topics: Vec<Topic>,
-    pub last_event_id: Option<String>,
-}
-
-impl EventsQuery {
-    pub fn parse(query: &str, max_topics: usize) -> Result<Self, ApiError> {
-        let mut parsed = Self::default();
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            match &*key {
-                "topic" => {
-                    let topic = Topic::parse(&value)?;
-                    if !parsed.topics.contains(&topic) {
-                        if parsed.topics.len() == max_topics {
-                            return Err(ApiError::invalid(
-                                "topic",
-                                format!("at most {max_topics} topics fit on one connection"),
-                            ));
-                        }
-                        parsed.topics.push(topic);
-                    }
-                }
-                "lastEventId" => parsed.last_event_id = Some(value.into_owned()),
-                _ => {}
+/// The `topic` parameters of a query, each once, in order; other parameters are ignored.
+pub fn parse_topics(query: &str, max_topics: usize) -> Result<Vec<Topic>, ApiError> {
+    let mut topics = Vec::new();
+    for (_, value) in form_urlencoded::parse(query.as_bytes()).filter(|(key, _)| key == "topic") {
+        let topic = Topic::parse(&value)?;
+        if !topics.contains(&topic) {
+            if topics.len() == max_topics {
+                return Err(ApiError::invalid(
+                    "topic",
+                    format!("at most {max_topics} topics fit on one connection"),
+                ));
             }
+            topics.push(topic);
         }
-        Ok(parsed)
     }
+    Ok(topics)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn field_of(result: Result<EventsQuery, ApiError>) -> &'static str {
+    fn field_of(result: Result<Vec<Topic>, ApiError>) -> &'static str {
         match result {
             Err(ApiError::Invalid(invalid)) => invalid.field,
             other => panic!("expected a 400, got {other:?}"),
@@ -86,31 +79,32 @@ mod tests {
 
     #[test]
     fn repeated_topics_are_collected_once_each_in_order() {
-        let query = EventsQuery::parse("topic=b&topic=a&topic=b&lastEventId=1-2&other=x", 4).unwrap();
-        let names: Vec<_> = query.topics.iter().map(Topic::as_str).collect();
+        let query = "topic=b&topic=a&topic=b&lastEventId=1-2&other=x";
+        let topics = parse_topics(query, 4).unwrap();
+        let names: Vec<_> = topics.iter().map(Topic::as_str).collect();
         assert_eq!(names, ["b", "a"]);
-        assert_eq!(query.last_event_id.as_deref(), Some("1-2"));
+        assert_eq!(resume_point(&HeaderMap::new(), query).as_deref(), Some("1-2"));
     }
 
     #[test]
     fn more_topics_than_the_limit_are_refused_without_reading_them_all() {
         let many = (0..10_000).map(|n| format!("topic=t{n}")).collect::<Vec<_>>().join("&");
-        assert_eq!(field_of(EventsQuery::parse(&many, 16)), "topic");
+        assert_eq!(field_of(parse_topics(&many, 16)), "topic");
     }
 
     #[test]
     fn bad_topic_names_are_refused_even_when_percent_encoded() {
         for query in ["topic=", "topic=a%0Ab", "topic=%FF", "topic=a%20b"] {
-            assert_eq!(field_of(EventsQuery::parse(query, 16)), "topic", "{query}");
+            assert_eq!(field_of(parse_topics(query, 16)), "topic", "{query}");
         }
     }
 
     #[test]
     fn the_header_wins_over_the_query_and_empty_means_none() {
         let mut headers = HeaderMap::new();
-        assert_eq!(resume_point(&headers, Some("1-1".into())), Some("1-1".into()));
-        assert_eq!(resume_point(&headers, Some(String::new())), None);
+        assert_eq!(resume_point(&headers, "lastEventId=1-1"), Some("1-1".into()));
+        assert_eq!(resume_point(&headers, "lastEventId="), None);
         headers.insert("last-event-id", "1-2".parse().unwrap());
-        assert_eq!(resume_point(&headers, Some("1-1".into())), Some("1-2".into()));
+        assert_eq!(resume_point(&headers, "lastEventId=1-1"), Some("1-2".into()));
     }
 }

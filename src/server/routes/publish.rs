@@ -32,8 +32,7 @@ pub async fn publish(
     let request = PublishRequest::from_object(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
     if let Err(not_until) = state.publish_rate.check() {
-        let retry_after =
-            not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let retry_after = not_until.wait_time_from(governor::clock::Clock::now(state.publish_rate.clock()));
         return Err(ApiError::Busy {
             message: "the hub is over its publish rate (HERALD_MAX_PUBLISH_RATE); retry later".to_owned(),
             retry_after,

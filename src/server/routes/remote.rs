@@ -11,7 +11,7 @@ use axum::{
 use futures::{future, stream, Stream, StreamExt};
 use tokio_stream::wrappers::WatchStream;
 
-use super::events::{resume_point, EventsQuery};
+use super::events::resume_point;
 use crate::server::{clock::Tick, error::ApiError, session::Session, AppState};
 
 pub async fn clock_stream(
@@ -21,11 +21,7 @@ pub async fn clock_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let slot = state.streams.reserve()?;
-    // Only `lastEventId` matters here; a query that does not parse is ignored, as any other.
-    let from_query = EventsQuery::parse(query.as_deref().unwrap_or(""), usize::MAX)
-        .ok()
-        .and_then(|query| query.last_event_id);
-    let resume = resume_point(&headers, from_query);
+    let resume = resume_point(&headers, query.as_deref().unwrap_or(""));
     let session_events = state.hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream();
 
     let ticks = WatchStream::from_changes(state.clock.clone());
