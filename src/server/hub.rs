@@ -11,13 +11,14 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc,
     },
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -134,7 +135,7 @@ impl Hub {
         idempotency_key: Option<&str>,
     ) -> Published {
         let now = Instant::now();
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         self.forget_old(&mut state, now);
         if let Some(&id) = idempotency_key.and_then(|key| state.idempotency.get(key)) {
             return Published { id, subscribers: 0, duplicate: true };
@@ -164,7 +165,7 @@ impl Hub {
     /// exact; either way live events follow without a gap.
     pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
         let (queue, receiver) = mpsc::channel(self.settings.queue_len);
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         self.forget_old(&mut state, Instant::now());
 
         let opening = match last_event_id.map(|raw| self.missed_since(&state, raw, &topics)) {
@@ -189,21 +190,16 @@ impl Hub {
 
     /// How many subscriptions are open.
     pub fn subscribers(&self) -> usize {
-        self.lock().subscribers.len()
+        self.state.lock().subscribers.len()
     }
 
     /// The id of the latest event, or `<incarnation>-0` before the first.
     pub fn last_id(&self) -> EventId {
-        self.id(self.lock().last_seq)
+        self.id(self.state.lock().last_seq)
     }
 
     fn id(&self, seq: u64) -> EventId {
         EventId { incarnation: self.incarnation, seq }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves counters and queues consistent enough to go on.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn missed_since(&self, state: &State, raw: &str, topics: &[Topic]) -> Result<Vec<Bytes>, Gap> {
@@ -316,7 +312,7 @@ struct Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        remove_subscriber(&mut self.hub.lock(), self.key);
+        remove_subscriber(&mut self.hub.state.lock(), self.key);
     }
 }
 

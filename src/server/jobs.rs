@@ -3,7 +3,9 @@
 //! Bounded: past `max_jobs`, starting a job forgets the oldest finished one, and when every job
 //! is still running a new one is refused.
 
-use std::{collections::HashMap, sync::Mutex, time::Instant};
+use std::{collections::HashMap, time::Instant};
+
+use parking_lot::Mutex;
 
 use chrono::Utc;
 use rand::RngCore;
@@ -41,7 +43,7 @@ impl Jobs {
 
     /// Registers a running job for the session whose private topic is `session`.
     pub fn start(&self, session: Topic) -> Result<JobView, RegistryFull> {
-        let mut jobs = self.lock();
+        let mut jobs = self.jobs.lock();
         if jobs.len() >= self.max_jobs {
             let oldest_finished = jobs
                 .iter()
@@ -71,7 +73,7 @@ impl Jobs {
         status: JobStatus,
         result: String,
     ) -> Result<(Topic, JobView), FinishError> {
-        let mut jobs = self.lock();
+        let mut jobs = self.jobs.lock();
         let job = jobs.get_mut(id).ok_or(FinishError::Unknown)?;
         if job.view.status.is_finished() {
             return Err(FinishError::AlreadyFinished);
@@ -84,14 +86,15 @@ impl Jobs {
 
     /// The jobs of one session, newest first.
     pub fn of_session(&self, session: &Topic) -> Vec<JobView> {
-        let mut views: Vec<_> =
-            self.lock().values().filter(|job| &job.session == session).map(|job| job.view.clone()).collect();
+        let mut views: Vec<_> = self
+            .jobs
+            .lock()
+            .values()
+            .filter(|job| &job.session == session)
+            .map(|job| job.view.clone())
+            .collect();
         views.sort_by(|a, b| b.started_at.cmp(&a.started_at));
         views
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
-        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

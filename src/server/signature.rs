@@ -6,11 +6,11 @@
 
 use std::{
     collections::{HashSet, VecDeque},
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use sha2::Sha256;
 
 pub const HEADER: &str = "herald-signature";
@@ -155,7 +155,7 @@ impl ReplayGuard {
     /// Records `signature`; refuses one seen before.
     pub fn first_use(&self, signature: [u8; 32]) -> Result<(), SignatureError> {
         let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = self.seen.lock();
         while let Some(&(forget_at, old)) = seen.by_expiry.front() {
             if forget_at > now {
                 break;
