@@ -1,12 +1,11 @@
-//! The page shell and the routes of the Leptos app, rendered on the server and hydrated in the browser.
+//! The pages' HTML documents and the app the browser hydrates.
+//!
+//! There is one interactive page, so there is no client-side router: `/` is served by the
+//! server's route table, every unknown path gets a static 404 document, and the wasm bundle
+//! carries only the home page (leptos_router and leptos_meta cost 90 KB of gzipped wasm).
 
 use leptos::logging::{error, log};
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::{
-    components::{Route, Router, Routes, A},
-    StaticSegment,
-};
 
 use crate::components::{
     connection_status::ConnectionBadge,
@@ -16,8 +15,40 @@ use crate::components::{
 use crate::jobs::{list_jobs, merge, JobView};
 use crate::stream::use_event_stream;
 
-/// The whole HTML document; the server renders it for every page request.
+/// The home page's document: the server renders it, and the wasm bundle hydrates its body.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    document(
+        "Herald",
+        view! {
+            <AutoReload options=options.clone()/>
+            <HydrationScripts options/>
+        },
+        view! { <App/> },
+    )
+}
+
+/// The document for every unknown path, sent with status 404. Nothing on it needs wasm.
+#[cfg(feature = "ssr")]
+pub fn not_found(_: LeptosOptions) -> impl IntoView {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    document(
+        "Not found · Herald",
+        (),
+        view! {
+            <main>
+                <section class="not-found">
+                    <h1>"Page not found"</h1>
+                    <p>"There is nothing at this address."</p>
+                    <a href="/">"Back to the live clock"</a>
+                </section>
+            </main>
+        },
+    )
+}
+
+fn document(title: &'static str, scripts: impl IntoView, body: impl IntoView) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -25,32 +56,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="description" content="Live server events over Server-Sent Events."/>
+                <title>{title}</title>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
-                <MetaTags/>
+                <link rel="stylesheet" href="/pkg/herald.css"/>
+                {scripts}
             </head>
-            <body>
-                <App/>
-            </body>
+            <body>{body}</body>
         </html>
     }
 }
 
+/// What the wasm bundle hydrates: the body of the home page.
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
-
     view! {
-        <Stylesheet id="leptos" href="/pkg/herald.css"/>
-        <Title text="Herald"/>
-        <Router>
-            <main>
-                <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=HomePage/>
-                </Routes>
-            </main>
-        </Router>
+        <main>
+            <HomePage/>
+        </main>
     }
 }
 
@@ -104,18 +126,5 @@ fn HomePage() -> impl IntoView {
             <LiveClock feed=clock/>
             <JobsPanel jobs/>
         </div>
-    }
-}
-
-/// Rendered for every unknown path; the server sends it with status 404.
-#[component]
-fn NotFound() -> impl IntoView {
-    view! {
-        <Title text="Not found · Herald"/>
-        <section class="not-found">
-            <h1>"Page not found"</h1>
-            <p>"There is nothing at this address."</p>
-            <A href="/">"Back to the live clock"</A>
-        </section>
     }
 }

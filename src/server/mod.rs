@@ -26,16 +26,15 @@ use std::{
 use axum::{
     extract::{DefaultBodyLimit, FromRef},
     middleware,
-    routing::{get, post},
+    routing::{get, on, post, MethodFilter},
     Router,
 };
-use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos::{config::LeptosOptions, context::provide_context, server_fn::axum::server_fn_paths};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-use crate::app::{shell, App};
+use crate::app::{not_found, shell};
 use config::Config;
 use hub::Hub;
 
@@ -69,15 +68,32 @@ impl FromRef<AppState> for LeptosOptions {
 /// The whole HTTP surface: the SSE routes, the publish API, the Leptos pages, static assets,
 /// and the 404 page.
 pub fn router(state: AppState) -> Router {
-    let pages = generate_route_list(App);
+    // Leptos renders and resolves resources on its global executor. Setting it again (one test
+    // process builds many routers) is refused harmlessly.
+    let _ = any_spawner::Executor::init_tokio();
+    // Server functions and the page read the state from the Leptos context.
+    let provide_state = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let home = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
     let body_limit = DefaultBodyLimit::max(state.max_body);
     // What a browser uses gets a session cookie; the server-to-server API and static files do not.
     let browser_routes = Router::new()
         .route("/remote", get(routes::remote::clock_stream))
         .route("/events", get(routes::events::event_stream))
-        .leptos_routes(&state, pages, {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
+        .route("/", get(leptos_axum::render_app_to_stream_with_context(provide_state.clone(), home)));
+    // Each server function at its own path and method, so that any other path under /api is a
+    // plain 404 like everywhere else.
+    let browser_routes = server_fn_paths()
+        .fold(browser_routes, |routes, (path, method)| {
+            let provide_state = provide_state.clone();
+            let handler = move |request| leptos_axum::handle_server_fns_with_context(provide_state, request);
+            let method = MethodFilter::try_from(method).expect("server functions use standard methods");
+            routes.route(path, on(method, handler))
         })
         .layer(middleware::from_fn(session::ensure_session));
     browser_routes
@@ -85,7 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/callbacks/{job_id}", post(routes::callbacks::job_finished).layer(body_limit))
         .route("/healthz", get(routes::health::health))
         .route("/metrics", get(routes::metrics::metrics))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

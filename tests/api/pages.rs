@@ -10,6 +10,7 @@ async fn home_page_is_server_rendered_with_heading_connecting_state_and_empty_li
 
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
+    assert!(html.contains("<title>Herald</title>"), "no title in {html}");
     assert!(html.contains("<h1>Herald</h1>"), "no heading in {html}");
     assert!(html.contains(r#"data-testid="connection-state">connecting<"#), "no connecting state in {html}");
     assert!(html.contains(r#"data-testid="ticks""#), "no list of ticks in {html}");
@@ -25,11 +26,13 @@ async fn home_page_is_server_rendered_with_heading_connecting_state_and_empty_li
 async fn unknown_paths_get_the_apps_404_page() {
     let app = spawn_app().await;
 
-    for path in ["/nope", "/remote/extra", "/pkg/missing.wasm", "/%2e%2e/Cargo.toml"] {
+    for path in ["/nope", "/remote/extra", "/api/jobs/nope", "/pkg/missing.wasm", "/%2e%2e/Cargo.toml"] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 404, "GET {path}");
         let html = response.text().await.unwrap();
-        assert!(html.contains("Page not found"), "GET {path} rendered {html}");
+        assert!(html.contains("<title>Not found · Herald</title>"), "GET {path} rendered {html}");
+        assert!(html.contains("<h1>Page not found</h1>"), "GET {path} rendered {html}");
+        assert!(!html.contains("/pkg/herald.js"), "the 404 page has nothing to hydrate: {html}");
     }
 }
 
