@@ -60,10 +60,11 @@ pub fn merge(jobs: &mut Vec<JobView>, update: JobView) {
 }
 
 /// Starts a job for the caller's session: registers it, hands it to the worker with a callback
-/// URL, and answers at once. A job the worker cannot take is recorded as failed.
+/// URL, and answers at once. A job the worker cannot take is recorded as failed, and so is one
+/// whose callback does not come within the job timeout.
 #[server(endpoint = "jobs/start")]
 pub async fn start_job() -> Result<JobView, ServerFnError> {
-    use crate::server::jobs::finish_and_announce;
+    use crate::server::jobs::{fail_unless_called_back, finish_and_announce};
 
     let (state, session) = caller().await?;
     let job = state
@@ -72,7 +73,10 @@ pub async fn start_job() -> Result<JobView, ServerFnError> {
         .map_err(|_| ServerFnError::new("every job slot is busy; try again in a moment"))?;
     let callback_url = format!("{}/callbacks/{}", state.public_url, job.id);
     match state.worker.dispatch(&job.id, &callback_url).await {
-        Ok(()) => Ok(job),
+        Ok(()) => {
+            fail_unless_called_back(&state, job.id.clone());
+            Ok(job)
+        }
         Err(reason) => {
             tracing::warn!(job = %job.id, %reason, "the worker did not take the job");
             let result = serde_json::json!({ "error": reason }).to_string();

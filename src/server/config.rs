@@ -79,6 +79,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_WORKER_URL", default_value = "http://127.0.0.1:3002")]
     pub worker_url: String,
 
+    /// How long a job may wait for its callback before it is marked failed.
+    #[arg(long, env = "HERALD_JOB_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
+    pub job_timeout: Duration,
+
     /// This server's address as the worker should call it back; defaults to the bound address.
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     pub public_url: Option<String>,

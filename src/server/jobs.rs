@@ -12,6 +12,7 @@ use rand::RngCore;
 
 use super::event::{EventId, EventName, Topic};
 use super::hub::Hub;
+use super::AppState;
 use crate::jobs::{JobStatus, JobView};
 use crate::tick;
 
@@ -111,6 +112,26 @@ pub fn finish_and_announce(
     let name = EventName::parse("job").expect("a valid name");
     let published = hub.publish(&session, Some(&name), &data, None);
     Ok((view, published.id))
+}
+
+/// Fails the job `id` unless a callback finishes it within the job timeout: a worker that dies,
+/// or whose callbacks never get through, must not leave a job running forever on the page.
+/// A callback that arrives later gets 409, as for any finished job.
+pub fn fail_unless_called_back(state: &AppState, id: String) {
+    let (jobs, hub, timeout, shutdown) =
+        (state.jobs.clone(), state.hub.clone(), state.job_timeout, state.shutdown.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => {
+                let waited = humantime::format_duration(timeout);
+                let result = serde_json::json!({ "error": format!("no callback within {waited}") });
+                if finish_and_announce(&jobs, &hub, &id, JobStatus::Failed, result.to_string()).is_ok() {
+                    tracing::warn!(job = %id, %waited, "no callback: the job is marked failed");
+                }
+            }
+            () = shutdown.cancelled() => {}
+        }
+    });
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::{
     io,
     net::SocketAddr,
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -49,11 +49,14 @@ pub struct AppState {
     pub publish_rate: Arc<governor::DefaultDirectRateLimiter>,
     pub callbacks: Option<Arc<signature::CallbackAuth>>,
     pub jobs: Arc<jobs::Jobs>,
+    pub job_timeout: Duration,
     pub worker: worker_client::WorkerClient,
     /// This server's base URL as the worker calls it back.
     pub public_url: Arc<str>,
     pub max_topics: usize,
     pub max_body: usize,
+    /// Cancelled when the server starts shutting down; every long-lived task watches it.
+    pub shutdown: CancellationToken,
 }
 
 /// How many jobs the registry keeps (running, or finished and still listed).
@@ -137,10 +140,12 @@ impl Application {
                 .clone()
                 .map(|secret| Arc::new(signature::CallbackAuth::new(secret, config.callback_tolerance))),
             jobs: Arc::new(jobs::Jobs::new(MAX_JOBS)),
+            job_timeout: config.job_timeout,
             worker: worker_client::WorkerClient::new(&config.worker_url),
             public_url: public_url.into(),
             max_topics: config.max_topics as usize,
             max_body: config.max_body,
+            shutdown: shutdown.clone(),
         };
         let serve_settings = serve::ServeSettings {
             header_read_timeout: config.header_read_timeout,

@@ -1,10 +1,12 @@
 //! `POST /callbacks/{job}` and the job flow: the real worker, signatures, and the session topic.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use herald::{jobs::JobStatus, server::signature};
 use serde_json::{json, Value};
 
-use crate::helpers::{next_event, spawn_app_with, spawn_worker, TestApp, CALLBACK_SECRET};
+use crate::helpers::{next_event, next_job_event, spawn_app_with, spawn_worker, TestApp, CALLBACK_SECRET};
 
 /// A server whose worker takes an hour per job, so the test itself plays the worker's callback.
 async fn app_with_idle_worker() -> (TestApp, crate::helpers::RunningBinary) {
@@ -38,12 +40,7 @@ async fn the_real_worker_calls_back_and_the_session_hears_the_job_finish_on_remo
     let job = app.start_job().await;
     assert_eq!(job.status, JobStatus::Running);
 
-    let finished = loop {
-        let event = next_event(&mut remote).await;
-        if event.event == "job" {
-            break event;
-        }
-    };
+    let finished = next_job_event(&mut remote).await;
     let view: herald::jobs::JobView = serde_json::from_str(&finished.data).unwrap();
     assert_eq!((view.id.as_str(), view.status), (job.id.as_str(), JobStatus::Done));
     assert!(view.took_ms.is_some_and(|ms| ms >= 50), "{view:?}");
@@ -140,6 +137,30 @@ async fn a_callback_counts_once_a_replay_is_refused_and_a_second_callback_confli
     let (conflict, answer) =
         call_back(&app, &job.id, &again, Some(&signed(&again, Utc::now().timestamp() + 1))).await;
     assert_eq!(conflict, 409, "{answer}");
+}
+
+#[tokio::test]
+async fn a_job_not_called_back_within_the_timeout_fails_and_a_late_callback_conflicts() {
+    let worker = spawn_worker("1h", "1h").await;
+    let url = worker.url.clone();
+    let app = spawn_app_with(move |config| {
+        config.worker_url = url;
+        config.job_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut remote = app.subscribe("/remote").await;
+
+    let job = app.start_job().await;
+    let failed: herald::jobs::JobView =
+        serde_json::from_str(&next_job_event(&mut remote).await.data).unwrap();
+
+    assert_eq!((failed.id.as_str(), failed.status), (job.id.as_str(), JobStatus::Failed));
+    assert!(failed.result.as_deref().unwrap().contains("no callback within 300ms"), "{failed:?}");
+    assert!(failed.took_ms.is_some_and(|ms| ms >= 300), "{failed:?}");
+    let late = json!({"status": "done", "result": "finally"}).to_string();
+    let (status, answer) =
+        call_back(&app, &job.id, &late, Some(&signed(&late, Utc::now().timestamp()))).await;
+    assert_eq!(status, 409, "{answer}");
 }
 
 #[tokio::test]

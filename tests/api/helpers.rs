@@ -193,6 +193,26 @@ where
     }
 }
 
+/// The next `job` event of a `/remote` stream, skipping clock ticks, failing the test if none
+/// comes within [`PATIENCE`] (ticks alone would otherwise keep the wait going forever).
+pub async fn next_job_event<S, E>(stream: &mut S) -> Event
+where
+    S: Stream<Item = Result<Event, E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    let job = async {
+        loop {
+            match stream.next().await {
+                Some(Ok(event)) if event.event == "job" => break event,
+                Some(Ok(_tick)) => {}
+                Some(Err(err)) => panic!("the stream broke: {err:?}"),
+                None => panic!("the stream ended"),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, job).await.unwrap_or_else(|_| panic!("no job event within {PATIENCE:?}"))
+}
+
 /// Reads the raw body of a stream until `enough` says so, failing the test after [`PATIENCE`].
 pub async fn read_raw_until(response: reqwest::Response, enough: impl Fn(&str) -> bool) -> String {
     let mut body = response.bytes_stream();
