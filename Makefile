@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export HERALD_PUBLISH_TOKEN ?= dev-only-publish-token
 export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 
-.PHONY: run test setup setup-test lint test-rust test-e2e release bench
+.PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
@@ -38,6 +38,13 @@ test-rust:
 release: setup
 	cargo leptos build --release
 
-## Bundle sizes and time to first tick on a release build (see README, "Performance").
-bench: release setup-test
+## Every benchmark (see README, "Performance").
+bench: bench-page bench-fanout
+
+## Bundle sizes and time to first tick on a release build.
+bench-page: release setup-test
 	scripts/bench-first-tick.sh
+
+## The hub's fan-out against axum's Sse/Event, in one process.
+bench-fanout:
+	cargo bench --features ssr --bench fanout
