@@ -101,8 +101,10 @@ struct State {
     history: VecDeque<Stored>,
     idempotency: HashMap<String, EventId>,
     next_subscriber: u64,
-    subscribers: HashMap<u64, Subscriber>,
-    by_topic: HashMap<Topic, Vec<u64>>,
+    /// Each subscriber's topics, to leave them when it goes.
+    subscribers: HashMap<u64, Vec<Topic>>,
+    /// Each topic's subscribers and their queues, side by side for a fast fan-out.
+    by_topic: HashMap<Topic, Vec<(u64, mpsc::Sender<Bytes>)>>,
 }
 
 struct Stored {
@@ -111,11 +113,6 @@ struct Stored {
     at: Instant,
     frame: Bytes,
     idempotency_key: Option<String>,
-}
-
-struct Subscriber {
-    topics: Vec<Topic>,
-    queue: mpsc::Sender<Bytes>,
 }
 
 impl Hub {
@@ -180,9 +177,9 @@ impl Hub {
         let key = state.next_subscriber;
         state.next_subscriber += 1;
         for topic in &topics {
-            state.by_topic.entry(topic.clone()).or_default().push(key);
+            state.by_topic.entry(topic.clone()).or_default().push((key, queue.clone()));
         }
-        state.subscribers.insert(key, Subscriber { topics, queue });
+        state.subscribers.insert(key, topics);
         drop(state);
 
         Subscription { opening, receiver, _membership: Membership { hub: Arc::clone(self), key } }
@@ -230,14 +227,13 @@ impl Hub {
     }
 
     fn fan_out(&self, state: &mut State, topic: &Topic, frame: &Bytes) -> usize {
-        let Some(keys) = state.by_topic.get(topic) else {
+        let Some(queues) = state.by_topic.get(topic) else {
             return 0;
         };
         let mut delivered = 0;
         let mut too_slow = vec![];
-        for key in keys {
-            let subscriber = &state.subscribers[key];
-            match subscriber.queue.try_send(frame.clone()) {
+        for (key, queue) in queues {
+            match queue.try_send(frame.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*key),
                 // The stream is going away; its membership removes it in a moment.
@@ -269,13 +265,13 @@ impl Hub {
 }
 
 fn remove_subscriber(state: &mut State, key: u64) {
-    let Some(subscriber) = state.subscribers.remove(&key) else {
+    let Some(topics) = state.subscribers.remove(&key) else {
         return;
     };
-    for topic in subscriber.topics {
-        if let Some(keys) = state.by_topic.get_mut(&topic) {
-            keys.retain(|k| *k != key);
-            if keys.is_empty() {
+    for topic in topics {
+        if let Some(queues) = state.by_topic.get_mut(&topic) {
+            queues.retain(|(k, _)| *k != key);
+            if queues.is_empty() {
                 state.by_topic.remove(&topic);
             }
         }
