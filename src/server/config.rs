@@ -28,6 +28,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub header_read_timeout: Duration,
 
+    /// How long a connection may have output waiting that the client does not take before it is
+    /// closed: a client that stops reading cannot hold its stream (and a stream slot) forever.
+    #[arg(long, env = "HERALD_WRITE_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub write_timeout: Duration,
+
     /// Kernel send buffer of each connection, in bytes: what a client that stops reading can
     /// hold on the server before its queue fills and the hub drops it.
     #[arg(long, env = "HERALD_SEND_BUFFER", default_value_t = 256 * 1024)]

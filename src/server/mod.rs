@@ -149,6 +149,7 @@ impl Application {
         };
         let serve_settings = serve::ServeSettings {
             header_read_timeout: config.header_read_timeout,
+            write_timeout: config.write_timeout,
             shutdown_grace: config.shutdown_grace,
             send_buffer: config.send_buffer,
         };

@@ -1,5 +1,5 @@
-//! The accept loop: HTTP/1 and HTTP/2 through hyper, with a header-read timeout, and a graceful
-//! shutdown that ends after the grace time whatever the clients do.
+//! The accept loop: HTTP/1 and HTTP/2 through hyper, with a header-read timeout, a write
+//! timeout, and a graceful shutdown that ends after the grace time whatever the clients do.
 //!
 //! axum's own `serve` gives hyper no timer, and so no header-read timeout: a client that
 //! trickles its request headers (slowloris) would hold its connection for as long as it likes.
@@ -13,6 +13,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, task::JoinSet};
+use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 
 /// The most a request's line and headers may take; past it, hyper answers 431. Generous for any
@@ -24,6 +25,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 pub struct ServeSettings {
     pub header_read_timeout: Duration,
+    pub write_timeout: Duration,
     pub shutdown_grace: Duration,
     /// The kernel send buffer of each connection, in bytes.
     pub send_buffer: usize,
@@ -65,7 +67,12 @@ pub async fn serve(
         }
         while connections.try_join_next().is_some() {}
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        // A stream's writes wait for as long as its client does not read; past the write timeout
+        // the connection fails, which drops the stream and gives back its slot.
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(settings.write_timeout));
+        let io = TokioIo::new(Box::pin(stream));
+        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             if let Err(err) = connection.await {

@@ -1,10 +1,10 @@
-//! Hostile clients: slowloris connections, and requests that never finish.
+//! Hostile clients: slowloris connections, readers that stall, and requests that never finish.
 
 use std::time::Duration;
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
     time::Instant,
 };
 
@@ -53,6 +53,47 @@ async fn slowloris_connections_do_not_use_up_the_stream_limit() {
 
     assert_eq!(next_event(&mut first).await.id, id);
     next_event(&mut second).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout_and_frees_its_slot() {
+    let app = spawn_app_with(|config| {
+        config.max_subscribers = 1;
+        config.write_timeout = Duration::from_secs(1);
+        config.send_buffer = 4096;
+    })
+    .await;
+    // A small receive window, and after the stream opens, no more reading.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(app.address).await.unwrap();
+    stalled.write_all(b"GET /events?topic=a HTTP/1.1\r\nHost: herald\r\n\r\n").await.unwrap();
+    let mut opening = vec![0; 1024];
+    let read = stalled.read(&mut opening).await.unwrap();
+    assert!(String::from_utf8_lossy(&opening[..read]).starts_with("HTTP/1.1 200"));
+    for _ in 0..64 {
+        app.publish_ok("a", &"x".repeat(32 * 1024)).await;
+    }
+
+    assert_eq!(app.get("/events?topic=b").await.status(), 503, "the stalled stream holds the only slot");
+    let freed = async {
+        while streams_open(&app).await > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, freed)
+        .await
+        .expect("the stalled stream is closed within the write timeout");
+    assert_eq!(app.get("/events?topic=b").await.status(), 200, "its slot serves another client");
+    let mut rest = vec![];
+    tokio::time::timeout(PATIENCE, stalled.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(!rest.ends_with(b"\r\n0\r\n\r\n"), "the connection was cut, not the stream ended");
+}
+
+async fn streams_open(app: &crate::helpers::TestApp) -> u64 {
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let line = metrics.lines().find(|line| line.starts_with("herald_streams_open ")).expect("the gauge");
+    line["herald_streams_open ".len()..].parse().unwrap()
 }
 
 /// Sends raw bytes as one request on a fresh connection; returns the status code.
