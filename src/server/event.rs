@@ -163,6 +163,12 @@ pub fn retry_frame(millis: u64) -> Bytes {
     Bytes::from(format!("retry: {millis}\n\n"))
 }
 
+/// The last event of every stream when the server shuts down. It has no id, so the client's
+/// `Last-Event-ID` still names the last event it got, and its reconnect resumes from there.
+pub const SHUTDOWN: Bytes = Bytes::from_static(
+    b"event: shutdown\ndata: {\"message\":\"the server is shutting down; reconnect to resume\"}\n\n",
+);
+
 /// A comment line: ignored by clients, it keeps proxies from timing an idle stream out.
 pub const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
 

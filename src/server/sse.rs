@@ -68,8 +68,8 @@ impl Streams {
     }
 
     /// The SSE response: a `retry:` hint, then `frames`, with a keep-alive comment whenever the
-    /// stream has been idle for the keep-alive interval. It ends when `frames` ends or the server
-    /// shuts down, and gives back its slot when it is dropped.
+    /// stream has been idle for the keep-alive interval. It ends when `frames` ends, or with an
+    /// `event: shutdown` when the server shuts down, and gives back its slot when it is dropped.
     pub fn respond(&self, frames: impl Stream<Item = Bytes> + Send + 'static, slot: Slot) -> Response {
         let idle = self.keep_alive;
         let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
@@ -79,9 +79,13 @@ impl Streams {
                 frame
             },
         );
+        let shutdown = self.shutdown.clone();
+        let farewell =
+            stream::once(future::lazy(move |_| shutdown.is_cancelled().then_some(event::SHUTDOWN)));
         let body = tokio_stream::StreamExt::timeout_repeating(body, keep_alive)
             .map(|frame| frame.unwrap_or(event::KEEP_ALIVE))
             .take_until(self.shutdown.clone().cancelled_owned())
+            .chain(farewell.filter_map(future::ready))
             .map(Ok::<_, Infallible>);
         (
             [

@@ -8,21 +8,21 @@ use tokio::process::Command;
 use crate::helpers::{next_event, spawn_app, spawn_app_with, RunningBinary, PATIENCE};
 
 #[tokio::test]
-async fn shutdown_ends_open_streams_and_stops_within_2_s() {
+async fn shutdown_ends_open_streams_with_a_shutdown_event_and_stops_within_2_s() {
     let app = spawn_app().await;
     let mut streams = vec![];
     for path in ["/remote", "/remote", "/events?topic=a", "/events?topic=a&topic=b"] {
-        streams.push(app.subscribe(path).await);
+        streams.push((path, app.subscribe(path).await));
     }
-    app.publish_ok("a", "before shutdown").await;
-    for events in &mut streams {
+    let published = app.publish_ok("a", "before shutdown").await;
+    for (_, events) in &mut streams {
         next_event(events).await;
     }
 
     let took = app.shut_down().await;
 
     assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
-    for mut events in streams {
+    for (path, mut events) in streams {
         let rest = tokio::time::timeout(PATIENCE, async {
             let mut rest = vec![];
             while let Some(item) = events.next().await {
@@ -33,6 +33,11 @@ async fn shutdown_ends_open_streams_and_stops_within_2_s() {
         .await
         .expect("the stream ends");
         assert!(rest.iter().all(Result::is_ok), "the stream broke instead of ending: {rest:?}");
+        let last = rest.last().and_then(|last| last.as_ref().ok()).expect("a last event");
+        assert_eq!(last.event, "shutdown", "the stream did not say goodbye: {rest:?}");
+        // The parser reports the last event id seen: the farewell, without an id, leaves it as it was.
+        let resume_point = if path.starts_with("/events") { published.as_str() } else { "" };
+        assert_eq!(last.id, resume_point, "{path}: the farewell moved the resume point");
     }
 }
 
