@@ -1,23 +1,16 @@
 //! `GET /events?topic=a&topic=b`: any number of topics (up to the limit) on one SSE connection,
 //! resumable with `Last-Event-ID` (header) or `lastEventId` (query).
 
-use axum::{
-    extract::{RawQuery, State},
-    http::HeaderMap,
-    response::Response,
-    Extension,
-};
+use axum::{extract::State, response::Response};
 
-use crate::server::{error::ApiError, event::Topic, session::Session, AppState};
+use super::stream_request::StreamRequest;
+use crate::server::{error::ApiError, event::Topic, AppState};
 
 pub async fn event_stream(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    StreamRequest { session, query, resume }: StreamRequest,
 ) -> Result<Response, ApiError> {
-    let query = query.as_deref().unwrap_or("");
-    let topics = parse_topics(query, state.max_topics)?;
+    let topics = parse_topics(&query, state.max_topics)?;
     if topics.is_empty() {
         return Err(ApiError::invalid("topic", "name at least one topic: /events?topic=NAME"));
     }
@@ -27,25 +20,8 @@ pub async fn event_stream(
     }
 
     let slot = state.streams.reserve()?;
-    let resume = resume_point(&headers, query);
     let subscription = state.hub.subscribe(topics, resume.as_deref());
     Ok(state.streams.respond(subscription.into_stream(), slot))
-}
-
-/// Where a client asks to resume: the `Last-Event-ID` header that browsers send on reconnect,
-/// else the `lastEventId` query parameter of a first connection. An empty id means none.
-/// A header that is not visible ASCII cannot be an id of ours, and resumes as a malformed id.
-pub fn resume_point(headers: &HeaderMap, query: &str) -> Option<String> {
-    let from_header = headers
-        .get("last-event-id")
-        .map(|value| value.to_str().map(str::to_owned).unwrap_or_else(|_| "\u{fffd}".to_owned()));
-    let from_query = || {
-        form_urlencoded::parse(query.as_bytes())
-            .filter(|(key, _)| key == "lastEventId")
-            .last()
-            .map(|(_, value)| value.into_owned())
-    };
-    from_header.or_else(from_query).filter(|id| !id.is_empty())
 }
 
 /// The `topic` parameters of a query, each once, in order; other parameters are ignored.
@@ -83,7 +59,6 @@ mod tests {
         let topics = parse_topics(query, 4).unwrap();
         let names: Vec<_> = topics.iter().map(Topic::as_str).collect();
         assert_eq!(names, ["b", "a"]);
-        assert_eq!(resume_point(&HeaderMap::new(), query).as_deref(), Some("1-2"));
     }
 
     #[test]
@@ -97,14 +72,5 @@ mod tests {
         for query in ["topic=", "topic=a%0Ab", "topic=%FF", "topic=a%20b"] {
             assert_eq!(field_of(parse_topics(query, 16)), "topic", "{query}");
         }
-    }
-
-    #[test]
-    fn the_header_wins_over_the_query_and_empty_means_none() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(resume_point(&headers, "lastEventId=1-1"), Some("1-1".into()));
-        assert_eq!(resume_point(&headers, "lastEventId="), None);
-        headers.insert("last-event-id", "1-2".parse().unwrap());
-        assert_eq!(resume_point(&headers, "lastEventId=1-1"), Some("1-2".into()));
     }
 }

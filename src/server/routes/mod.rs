@@ -6,3 +6,4 @@ pub mod health;
 pub mod metrics;
 pub mod publish;
 pub mod remote;
+pub mod stream_request;

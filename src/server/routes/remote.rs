@@ -2,26 +2,18 @@
 //! every wall-clock second, unnamed and without ids) and the caller's private session topic
 //! (named events with ids, resumable with `Last-Event-ID` exactly as on `/events`).
 
-use axum::{
-    extract::{RawQuery, State},
-    http::HeaderMap,
-    response::Response,
-    Extension,
-};
+use axum::{extract::State, response::Response};
 use futures::{future, stream, Stream, StreamExt};
 use tokio_stream::wrappers::WatchStream;
 
-use super::events::resume_point;
-use crate::server::{clock::Tick, error::ApiError, session::Session, AppState};
+use super::stream_request::StreamRequest;
+use crate::server::{clock::Tick, error::ApiError, AppState};
 
 pub async fn clock_stream(
     State(state): State<AppState>,
-    Extension(session): Extension<Session>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    StreamRequest { session, resume, .. }: StreamRequest,
 ) -> Result<Response, ApiError> {
     let slot = state.streams.reserve()?;
-    let resume = resume_point(&headers, query.as_deref().unwrap_or(""));
     let session_events = state.hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream();
 
     let ticks = WatchStream::from_changes(state.clock.clone());
