@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export HERALD_PUBLISH_TOKEN ?= dev-only-publish-token
 export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 
-.PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout
+.PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
@@ -39,7 +39,7 @@ release: setup
 	cargo leptos build --release
 
 ## Every benchmark (see README, "Performance").
-bench: bench-page bench-fanout
+bench: bench-page bench-fanout bench-capacity
 
 ## Bundle sizes and time to first tick on a release build.
 bench-page: release setup-test
@@ -48,3 +48,7 @@ bench-page: release setup-test
 ## The hub's fan-out against axum's Sse/Event, in one process.
 bench-fanout:
 	cargo bench --features ssr --bench fanout
+
+## Thousands of subscribers on the real binary: memory each, and publish-to-arrival times.
+bench-capacity:
+	cargo bench --features ssr --bench capacity

@@ -93,6 +93,14 @@ impl RunningBinary {
     }
 }
 
+/// Resident memory of a process, from `/proc`.
+#[allow(dead_code, reason = "for the load tests and the capacity benchmark, which share this file")]
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("a running process");
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("a VmRSS line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("a number of KiB")
+}
+
 /// The secret of the callback signatures in the tests.
 pub const CALLBACK_SECRET: &str = "test-callback-secret";
 

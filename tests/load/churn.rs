@@ -9,7 +9,7 @@ use tokio::{
 };
 
 use crate::helpers::RunningBinary;
-use crate::{resident_kib, ONE_AT_A_TIME};
+use crate::{helpers::resident_kib, ONE_AT_A_TIME};
 
 const CYCLES: usize = 20_000;
 const AT_ONCE: usize = 64;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::{io::AsyncWriteExt, net::TcpSocket, time::Instant};
 
 use crate::helpers::{next_event, RunningBinary, TOKEN};
-use crate::{resident_kib, ONE_AT_A_TIME};
+use crate::{helpers::resident_kib, ONE_AT_A_TIME};
 
 const SLOW_CLIENTS: usize = 200;
 const SAMPLES: usize = 60;
