@@ -5,9 +5,8 @@
 
 use std::{collections::HashMap, time::Instant};
 
-use parking_lot::Mutex;
-
 use chrono::Utc;
+use parking_lot::Mutex;
 use rand::RngCore;
 
 use super::event::{EventId, EventName, Topic};
