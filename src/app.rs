@@ -77,7 +77,8 @@ pub fn App() -> impl IntoView {
 }
 
 /// The clock and the jobs, fed by one connection to `/remote`: unnamed events are clock ticks,
-/// `job` events are this session's jobs, and a `reset` means replay could not be exact.
+/// `job` events are this session's jobs, a `reset` means replay could not be exact, and a
+/// `shutdown` comes just before the server closes the stream.
 #[component]
 fn HomePage() -> impl IntoView {
     let clock = ClockFeed::new();
@@ -97,22 +98,27 @@ fn HomePage() -> impl IntoView {
             }
         }
     };
-    let state = use_event_stream(sync_jobs, &["message", "job", "reset"], move |kind, data| match kind {
-        "message" => {
-            log!("herald tick {data}");
-            clock.push(data);
-        }
-        "job" => match serde_json::from_str::<JobView>(&data) {
-            Ok(job) => jobs.update(|known| merge(known, job)),
-            Err(err) => error!("herald: a job event did not parse ({err}): {data}"),
-        },
-        _ => {
-            log!("herald reset {data}");
-            leptos::task::spawn_local(async move {
-                let _ = sync_jobs().await;
-            });
-        }
-    });
+    let state =
+        use_event_stream(sync_jobs, &["message", "job", "reset", "shutdown"], move |kind, data| match kind {
+            "message" => {
+                log!("herald tick {data}");
+                clock.push(data);
+            }
+            "job" => match serde_json::from_str::<JobView>(&data) {
+                Ok(job) => jobs.update(|known| merge(known, job)),
+                Err(err) => error!("herald: a job event did not parse ({err}): {data}"),
+            },
+            "reset" => {
+                log!("herald reset {data}");
+                leptos::task::spawn_local(async move {
+                    let _ = sync_jobs().await;
+                });
+            }
+            // The stream ends next; the browser reconnects and resumes where it was.
+            "shutdown" => log!("herald: the server is shutting down ({data})"),
+            // Only the kinds listened to above arrive.
+            _ => {}
+        });
 
     view! {
         <header class="masthead">

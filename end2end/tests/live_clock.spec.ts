@@ -93,7 +93,7 @@ test("the list shows the newest tick first", async ({ page }) => {
   expect([...newestFirst].sort((a, b) => b - a)).toEqual(newestFirst);
 });
 
-test("when the server goes away the page says reconnecting, then goes live again and ticks resume", async ({
+test("when the server shuts down the page hears it, says reconnecting, then goes live again and ticks resume", async ({
   page,
 }) => {
   let server = await OwnServer.start();
@@ -103,7 +103,9 @@ test("when the server goes away the page says reconnecting, then goes live again
     await expect(state).toHaveText("live");
     await expect.poll(async () => (await ticksShown(page)).length).toBeGreaterThanOrEqual(2);
 
+    const farewell = page.waitForEvent("console", (message) => message.text().includes("server is shutting down"));
     await server.stop();
+    await farewell;
     await expect(state).toHaveText("reconnecting");
     const shownWhileDown = await ticksShown(page);
 
