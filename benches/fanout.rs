@@ -34,7 +34,7 @@ const ROUNDS: usize = 41;
 const WARM_UP: usize = 5;
 
 /// What one subscriber receives, as the baseline broadcasts it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Message {
     id: u64,
     event: &'static str,
@@ -69,8 +69,8 @@ fn main() {
 /// Medians of the three designs, measured in alternating rounds so that whatever else
 /// the machine does weighs on both alike.
 async fn compare(subscribers: usize, data: Arc<str>) -> [Duration; 3] {
-    let mut baseline = AxumFanOut::new(subscribers);
-    let mut ring = FramedBroadcast::new(subscribers);
+    let mut baseline = axum_fan_out(subscribers);
+    let mut ring = framed_broadcast(subscribers);
     let mut herald = HeraldFanOut::new(subscribers);
     let mut times: [Vec<Duration>; 3] = Default::default();
     for round in 0..WARM_UP + ROUNDS {
@@ -84,70 +84,66 @@ async fn compare(subscribers: usize, data: Arc<str>) -> [Duration; 3] {
     times.map(median)
 }
 
-/// The axum way: one broadcast channel; every subscriber's body is an `Sse` stream that builds
-/// an `Event` from each message, and axum serialises each `Event` into that body.
-struct AxumFanOut {
-    sender: broadcast::Sender<Message>,
+/// One broadcast channel, and one response body per subscriber made from its receiver.
+struct BroadcastFanOut<T> {
+    sender: broadcast::Sender<T>,
     bodies: Vec<BodyDataStream>,
     next_id: u64,
+    message: fn(u64, &Arc<str>) -> T,
 }
 
-impl AxumFanOut {
-    fn new(subscribers: usize) -> Self {
+impl<T: Clone + Send + 'static> BroadcastFanOut<T> {
+    fn new(
+        subscribers: usize,
+        message: fn(u64, &Arc<str>) -> T,
+        body: impl Fn(BroadcastStream<T>) -> BodyDataStream,
+    ) -> Self {
         let (sender, _) = broadcast::channel(16);
-        let bodies = (0..subscribers)
-            .map(|_| {
-                let events = BroadcastStream::new(sender.subscribe()).filter_map(|message| async move {
-                    let message: Message = message.ok()?;
-                    let event =
-                        Event::default().id(message.id.to_string()).event(message.event).data(&*message.data);
-                    Some(Ok::<_, Infallible>(event))
-                });
-                Sse::new(events).into_response().into_body().into_data_stream()
-            })
-            .collect();
-        Self { sender, bodies, next_id: 0 }
+        let bodies = (0..subscribers).map(|_| body(BroadcastStream::new(sender.subscribe()))).collect();
+        Self { sender, bodies, next_id: 0, message }
     }
 
     async fn round(&mut self, data: &Arc<str>) -> Duration {
         let started = Instant::now();
         self.next_id += 1;
-        self.sender.send(Message { id: self.next_id, event: "job", data: data.clone() }).unwrap();
+        assert!(self.sender.send((self.message)(self.next_id, data)).is_ok(), "every subscriber listens");
         read_one_frame_each(&mut self.bodies).await;
         started.elapsed()
     }
 }
 
-/// A shared ring of pre-framed bytes: the broadcast channel of the baseline, with the framing
-/// done once as Herald does it. It tells the cost of the queues apart from that of framing.
-struct FramedBroadcast {
-    sender: broadcast::Sender<Bytes>,
-    bodies: Vec<BodyDataStream>,
-    next_id: u64,
+/// The axum way: every subscriber's body is an `Sse` stream that builds an `Event` from each
+/// message, and axum serialises each `Event` into that body.
+fn axum_fan_out(subscribers: usize) -> BroadcastFanOut<Message> {
+    BroadcastFanOut::new(
+        subscribers,
+        |id, data| Message { id, event: "job", data: data.clone() },
+        |messages| {
+            let events = messages.filter_map(|message| async move {
+                let message = message.ok()?;
+                let event =
+                    Event::default().id(message.id.to_string()).event(message.event).data(&*message.data);
+                Some(Ok::<_, Infallible>(event))
+            });
+            Sse::new(events).into_response().into_body().into_data_stream()
+        },
+    )
 }
 
-impl FramedBroadcast {
-    fn new(subscribers: usize) -> Self {
-        let (sender, _) = broadcast::channel(16);
-        let bodies = (0..subscribers)
-            .map(|_| {
-                let frames = BroadcastStream::new(sender.subscribe())
-                    .filter_map(|frame| async move { frame.ok().map(Ok::<_, Infallible>) });
-                Body::from_stream(frames).into_data_stream()
-            })
-            .collect();
-        Self { sender, bodies, next_id: 0 }
-    }
-
-    async fn round(&mut self, data: &Arc<str>) -> Duration {
-        let started = Instant::now();
-        self.next_id += 1;
-        let id = EventId { incarnation: 1, seq: self.next_id };
-        let name = EventName::parse("job").unwrap();
-        self.sender.send(event::frame(Some(id), Some(&name), data)).unwrap();
-        read_one_frame_each(&mut self.bodies).await;
-        started.elapsed()
-    }
+/// A shared ring of pre-framed bytes: the baseline's broadcast channel, with the framing done
+/// once as Herald does it. It tells the cost of the queues apart from that of framing.
+fn framed_broadcast(subscribers: usize) -> BroadcastFanOut<Bytes> {
+    BroadcastFanOut::new(
+        subscribers,
+        |seq, data| {
+            let name = EventName::parse("job").unwrap();
+            event::frame(Some(EventId { incarnation: 1, seq }), Some(&name), data)
+        },
+        |frames| {
+            let frames = frames.filter_map(|frame| async move { frame.ok().map(Ok::<_, Infallible>) });
+            Body::from_stream(frames).into_data_stream()
+        },
+    )
 }
 
 /// Herald's way: the hub frames the event once and every subscriber's body is the shared bytes.
