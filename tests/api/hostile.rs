@@ -71,11 +71,12 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout_and
     let mut opening = vec![0; 1024];
     let read = stalled.read(&mut opening).await.unwrap();
     assert!(String::from_utf8_lossy(&opening[..read]).starts_with("HTTP/1.1 200"));
+    assert_eq!(app.get("/events?topic=b").await.status(), 503, "the stream holds the only slot");
+
+    // Far more than the socket buffers take: the server's writes now wait on the client.
     for _ in 0..64 {
         app.publish_ok("a", &"x".repeat(32 * 1024)).await;
     }
-
-    assert_eq!(app.get("/events?topic=b").await.status(), 503, "the stalled stream holds the only slot");
     let freed = async {
         while streams_open(&app).await > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
