@@ -14,7 +14,12 @@ mod helpers;
 
 use std::time::{Duration, Instant};
 
-use helpers::{resident_kib, RunningBinary, PATIENCE, TOKEN};
+#[allow(dead_code)]
+#[path = "../tests/support/measure.rs"]
+mod measure;
+
+use helpers::{RunningBinary, PATIENCE, TOKEN};
+use measure::{median, millis, resident_kib};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -168,13 +173,4 @@ async fn subscribe(address: String, reports: mpsc::UnboundedSender<Report>) {
         }
         carry.drain(..carry.len().saturating_sub(3));
     }
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn millis(time: Duration) -> f64 {
-    time.as_secs_f64() * 1000.0
 }

@@ -8,6 +8,10 @@
 //!
 //! `cargo bench --features ssr --bench fanout` (or `make bench-fanout`).
 
+#[allow(dead_code)]
+#[path = "../tests/support/measure.rs"]
+mod measure;
+
 use std::{
     convert::Infallible,
     sync::Arc,
@@ -27,6 +31,7 @@ use herald::server::{
     event::{self, EventId, EventName, Topic},
     hub::{Hub, HubSettings},
 };
+use measure::{median, millis};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -182,15 +187,6 @@ async fn read_one_frame_each(bodies: &mut [BodyDataStream]) {
         let frame = body.next().await.expect("the body goes on").expect("a readable body");
         assert!(frame.ends_with(b"\n\n"), "one whole event per chunk");
     }
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn millis(time: Duration) -> f64 {
-    time.as_secs_f64() * 1000.0
 }
 
 fn size(bytes: usize) -> String {

@@ -93,12 +93,11 @@ impl RunningBinary {
     }
 }
 
-/// Resident memory of a process, from `/proc`.
-#[allow(dead_code, reason = "for the load tests and the capacity benchmark, which share this file")]
-pub fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("a running process");
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("a VmRSS line");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("a number of KiB")
+/// The value of one gauge or counter on a server's `/metrics` page.
+pub async fn gauge(metrics_url: &str, name: &str) -> u64 {
+    let text = reqwest::get(metrics_url).await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|line| line.starts_with(&format!("{name} "))).expect("the metric");
+    line[name.len() + 1..].parse().unwrap()
 }
 
 /// The secret of the callback signatures in the tests.
@@ -210,11 +209,9 @@ where
 {
     let job = async {
         loop {
-            match stream.next().await {
-                Some(Ok(event)) if event.event == "job" => break event,
-                Some(Ok(_tick)) => {}
-                Some(Err(err)) => panic!("the stream broke: {err:?}"),
-                None => panic!("the stream ended"),
+            let event = next_event(stream).await;
+            if event.event == "job" {
+                break event;
             }
         }
     };

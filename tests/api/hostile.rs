@@ -8,7 +8,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::helpers::{next_event, spawn_app_with, PATIENCE};
+use crate::helpers::{gauge, next_event, spawn_app_with, PATIENCE};
 
 /// Opens a connection and sends the first line of a request, but never the end of its headers.
 async fn trickle_headers(app: &crate::helpers::TestApp) -> TcpStream {
@@ -78,7 +78,7 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout_and
         app.publish_ok("a", &"x".repeat(32 * 1024)).await;
     }
     let freed = async {
-        while streams_open(&app).await > 0 {
+        while gauge(&app.url("/metrics"), "herald_streams_open").await > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -89,12 +89,6 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout_and
     let mut rest = vec![];
     tokio::time::timeout(PATIENCE, stalled.read_to_end(&mut rest)).await.unwrap().unwrap();
     assert!(!rest.ends_with(b"\r\n0\r\n\r\n"), "the connection was cut, not the stream ended");
-}
-
-async fn streams_open(app: &crate::helpers::TestApp) -> u64 {
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    let line = metrics.lines().find(|line| line.starts_with("herald_streams_open ")).expect("the gauge");
-    line["herald_streams_open ".len()..].parse().unwrap()
 }
 
 /// Sends raw bytes as one request on a fresh connection; returns the status code.

@@ -9,7 +9,7 @@ use tokio::{
 };
 
 use crate::helpers::RunningBinary;
-use crate::{helpers::resident_kib, ONE_AT_A_TIME};
+use crate::{helpers::gauge, measure::resident_kib, ONE_AT_A_TIME};
 
 const CYCLES: usize = 20_000;
 const AT_ONCE: usize = 64;
@@ -25,12 +25,6 @@ async fn connect_and_leave(address: &str) {
         assert!(read > 0, "the server hung up first: {:?}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buffer[..read]);
     }
-}
-
-async fn gauge(metrics_url: &str, name: &str) -> u64 {
-    let text = reqwest::get(metrics_url).await.unwrap().text().await.unwrap();
-    let line = text.lines().find(|line| line.starts_with(&format!("{name} "))).expect("the metric");
-    line[name.len() + 1..].parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

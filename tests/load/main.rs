@@ -6,6 +6,9 @@
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
+#[path = "../support/measure.rs"]
+mod measure;
 
 mod churn;
 mod slow_clients;

@@ -1,19 +1,15 @@
 //! Slow clients: subscribers that never read cost the others nothing and the server little.
 
-use std::time::Duration;
-
 use tokio::{io::AsyncWriteExt, net::TcpSocket, time::Instant};
 
 use crate::helpers::{next_event, RunningBinary, TOKEN};
-use crate::{helpers::resident_kib, ONE_AT_A_TIME};
+use crate::{
+    measure::{median, resident_kib},
+    ONE_AT_A_TIME,
+};
 
 const SLOW_CLIENTS: usize = 200;
 const SAMPLES: usize = 60;
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_subscribers_that_never_read_do_not_slow_a_fast_one_or_grow_memory_unbounded() {
