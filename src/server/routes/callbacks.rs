@@ -13,7 +13,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use super::publish::json_body;
+use super::publish::{json_object, require_json};
 use crate::jobs::JobStatus;
 use crate::server::{
     error::{body_bytes, ApiError},
@@ -44,7 +44,8 @@ pub async fn job_finished(
         Err(err) => return Err(ApiError::Unauthorized(err.message())),
     }
 
-    let body = json_body(&headers, Ok(raw), state.max_body)?;
+    require_json(&headers)?;
+    let body = json_object(&raw)?;
     let status = match body.get("status").and_then(Value::as_str) {
         Some("done") => JobStatus::Done,
         Some("failed") => JobStatus::Failed,

@@ -28,7 +28,8 @@ pub async fn publish(
         return Err(ApiError::Disabled("publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it"));
     };
     authorize(&headers, token)?;
-    let body = json_body(&headers, body, state.max_body)?;
+    require_json(&headers)?;
+    let body = json_object(&body_bytes(body, state.max_body)?)?;
     let request = PublishRequest::from_object(&body)?;
     let idempotency_key = idempotency_key(&headers)?;
     if let Err(not_until) = state.publish_rate.check() {
@@ -66,26 +67,22 @@ fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The body as a JSON object, with 415 for another content type and 413 over the size limit.
-pub fn json_body(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<Map<String, Value>, ApiError> {
+/// 415 unless the request says its body is `application/json`.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::NotJson);
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::NotJson)
     }
-    let body = body_bytes(body, limit)?;
-    Ok(json_object(&body)?)
 }
 
 /// The bytes of a body as a JSON object.
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, InvalidField> {
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, InvalidField> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(object)) => Ok(object),
         Ok(_) => Err(InvalidField::new("body", "must be a JSON object")),
