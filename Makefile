@@ -1,6 +1,7 @@
 # The README's two commands: `make run` and `make test`. Both install what is missing first.
 SHELL := bash
-export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# tools/node: the Node.js 22 that setup installs where the system's is older than Playwright needs.
+export PATH := $(CURDIR)/tools/node/node_modules/.bin:$(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
 # Development secrets, so that publishing and callbacks work out of the box. They are public:
 # set your own in the environment for anything but a local run.
@@ -24,7 +25,7 @@ setup-test:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --features testing --all-targets -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	dockerfilelint Dockerfile
 
@@ -32,7 +33,7 @@ test-e2e:
 	scripts/with-worker.sh cargo leptos end-to-end
 
 test-rust:
-	cargo test --features ssr
+	cargo test --features testing
 
 ## An optimised build: target/release/herald and target/site.
 release: setup
@@ -47,8 +48,8 @@ bench-page: release setup-test
 
 ## The hub's fan-out against axum's Sse/Event, in one process.
 bench-fanout:
-	cargo bench --features ssr --bench fanout
+	cargo bench --features testing --bench fanout
 
 ## Thousands of subscribers on the real binary: memory each, and publish-to-arrival times.
 bench-capacity:
-	cargo bench --features ssr --bench capacity
+	cargo bench --features testing --bench capacity

