@@ -25,7 +25,7 @@ setup-test:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --features testing --all-targets -- -D warnings
+	cargo clippy --features ssr --all-targets -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	dockerfilelint Dockerfile
 
@@ -33,7 +33,7 @@ test-e2e:
 	scripts/with-worker.sh cargo leptos end-to-end
 
 test-rust:
-	cargo test --features testing
+	cargo test --features ssr
 
 ## An optimised build: target/release/herald and target/site.
 release: setup
@@ -48,8 +48,8 @@ bench-page: release setup-test
 
 ## The hub's fan-out against axum's Sse/Event, in one process.
 bench-fanout:
-	cargo bench --features testing --bench fanout
+	cargo bench --features ssr --bench fanout
 
 ## Thousands of subscribers on the real binary: memory each, and publish-to-arrival times.
 bench-capacity:
-	cargo bench --features testing --bench capacity
+	cargo bench --features ssr --bench capacity
