@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/tools/node/node_modules/.bin:$(CURDIR)/tools/node_modul
 export HERALD_PUBLISH_TOKEN ?= dev-only-publish-token
 export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 
-.PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity
+.PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity check-fresh
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
@@ -53,3 +53,10 @@ bench-fanout:
 ## Thousands of subscribers on the real binary: memory each, and publish-to-arrival times.
 bench-capacity:
 	cargo bench --features ssr --bench capacity
+
+## Both commands on a fresh Debian: a debootstrap chroot per release (bookworm, then trixie) with
+## only rustup's Rust, make and git, running .ci/run on a clone of HEAD. Needs root and ~15 GB, and
+## takes about 20 minutes a release, so it is not part of `make test`. Options: see the script,
+## e.g. `make check-fresh CHECK_FRESH_ARGS="--release bookworm --keep"`.
+check-fresh:
+	scripts/check-fresh.sh $(CHECK_FRESH_ARGS)
