@@ -25,7 +25,7 @@ setup-test:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --features testing --all-targets -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	dockerfilelint Dockerfile
 
@@ -33,7 +33,7 @@ test-e2e:
 	scripts/with-worker.sh cargo leptos end-to-end
 
 test-rust:
-	cargo test --features ssr
+	cargo test --features testing
 
 ## An optimised build: target/release/herald and target/site.
 release: setup
@@ -48,11 +48,11 @@ bench-page: release setup-test
 
 ## The hub's fan-out against axum's Sse/Event, in one process.
 bench-fanout:
-	cargo bench --features ssr --bench fanout
+	cargo bench --features testing --bench fanout
 
 ## Thousands of subscribers on the real binary: memory each, and publish-to-arrival times.
 bench-capacity:
-	cargo bench --features ssr --bench capacity
+	cargo bench --features testing --bench capacity
 
 ## Both commands on a fresh Debian: a debootstrap chroot per release (bookworm, then trixie) with
 ## only rustup's Rust, make and git, running .ci/run on a clone of HEAD. Needs root and ~15 GB, and

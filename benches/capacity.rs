@@ -8,18 +8,9 @@
 //!
 //! `cargo bench --features ssr --bench capacity` (or `make bench-capacity`).
 
-#[allow(dead_code)]
-#[path = "../tests/api/helpers.rs"]
-mod helpers;
-
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)]
-#[path = "../tests/support/measure.rs"]
-mod measure;
-
-use helpers::{RunningBinary, PATIENCE, TOKEN};
-use measure::{median, millis, resident_kib};
+use herald::testing::{median, millis, resident_kib, RunningBinary, PATIENCE, TOKEN};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

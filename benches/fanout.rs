@@ -8,10 +8,6 @@
 //!
 //! `cargo bench --features ssr --bench fanout` (or `make bench-fanout`).
 
-#[allow(dead_code)]
-#[path = "../tests/support/measure.rs"]
-mod measure;
-
 use std::{
     convert::Infallible,
     sync::Arc,
@@ -27,11 +23,7 @@ use axum::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use herald::server::{
-    event::{self, EventId, EventName, Topic},
-    hub::{Hub, HubSettings},
-};
-use measure::{median, millis};
+use herald::testing::{frame, median, millis, EventId, EventName, Hub, HubSettings, NewEvent, Topic};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -142,7 +134,7 @@ fn framed_broadcast(subscribers: usize) -> BroadcastFanOut<Bytes> {
         subscribers,
         |seq, data| {
             let name = EventName::parse("job").unwrap();
-            event::frame(Some(EventId { incarnation: 1, seq }), Some(&name), data)
+            frame(Some(EventId { incarnation: 1, seq }), Some(&name), data)
         },
         |frames| {
             let frames = frames.filter_map(|frame| async move { frame.ok().map(Ok::<_, Infallible>) });
@@ -174,8 +166,9 @@ impl HeraldFanOut {
     }
 
     async fn round(&mut self, data: &Arc<str>) -> Duration {
+        let event = NewEvent::new(self.topic.clone(), data.to_string()).named(self.event.clone());
         let started = Instant::now();
-        self.hub.publish(&self.topic, Some(&self.event), data, None);
+        self.hub.publish(event);
         read_one_frame_each(&mut self.bodies).await;
         started.elapsed()
     }

@@ -9,14 +9,16 @@ use leptos::prelude::*;
 
 use crate::components::{
     connection_status::ConnectionBadge,
-    jobs_panel::JobsPanel,
+    jobs_panel::{merge, JobsPanel},
     live_clock::{ClockFeed, LiveClock},
 };
-use crate::jobs::{list_jobs, merge, JobView};
-use crate::stream::use_event_stream;
+use crate::jobs::list_jobs;
+use crate::protocol::{JobView, PageEvent};
+use crate::stream::use_page_events;
 
 /// The home page's document: the server renders it, and the wasm bundle hydrates its body.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+#[cfg(feature = "ssr")]
+pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
     document(
         "Herald",
         view! {
@@ -29,7 +31,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 /// The document for every unknown path, sent with status 404. Nothing on it needs wasm.
 #[cfg(feature = "ssr")]
-pub fn not_found(_: LeptosOptions) -> impl IntoView {
+pub(crate) fn not_found(_: LeptosOptions) -> impl IntoView {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
     }
@@ -48,6 +50,7 @@ pub fn not_found(_: LeptosOptions) -> impl IntoView {
     )
 }
 
+#[cfg(feature = "ssr")]
 fn document(title: &'static str, scripts: impl IntoView, body: impl IntoView) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -68,7 +71,7 @@ fn document(title: &'static str, scripts: impl IntoView, body: impl IntoView) ->
 
 /// What the wasm bundle hydrates: the body of the home page.
 #[component]
-pub fn App() -> impl IntoView {
+pub(crate) fn App() -> impl IntoView {
     view! {
         <main>
             <HomePage/>
@@ -98,27 +101,21 @@ fn HomePage() -> impl IntoView {
             }
         }
     };
-    let state =
-        use_event_stream(sync_jobs, &["message", "job", "reset", "shutdown"], move |kind, data| match kind {
-            "message" => {
-                log!("herald tick {data}");
-                clock.push(data);
-            }
-            "job" => match serde_json::from_str::<JobView>(&data) {
-                Ok(job) => jobs.update(|known| merge(known, job)),
-                Err(err) => error!("herald: a job event did not parse ({err}): {data}"),
-            },
-            "reset" => {
-                log!("herald reset {data}");
-                leptos::task::spawn_local(async move {
-                    let _ = sync_jobs().await;
-                });
-            }
-            // The stream ends next; the browser reconnects and resumes where it was.
-            "shutdown" => log!("herald: the server is shutting down ({data})"),
-            // Only the kinds listened to above arrive.
-            _ => {}
-        });
+    let state = use_page_events(sync_jobs, move |event| match event {
+        PageEvent::Tick(tick) => {
+            log!("herald tick {}", tick.encode());
+            clock.push(tick);
+        }
+        PageEvent::Job(job) => jobs.update(|known| merge(known, job)),
+        PageEvent::Reset(notice) => {
+            log!("herald reset {:?}: {}", notice.reason, notice.message);
+            leptos::task::spawn_local(async move {
+                let _ = sync_jobs().await;
+            });
+        }
+        // The stream ends next; the browser reconnects and resumes where it was.
+        PageEvent::Shutdown(notice) => log!("herald: the server is shutting down ({})", notice.message),
+    });
 
     view! {
         <header class="masthead">

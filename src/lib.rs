@@ -1,19 +1,23 @@
 //! Herald: a Leptos page and an axum server that stream live events over Server-Sent Events.
 //!
 //! The crate builds twice. With `ssr` it is the server (see [`server`]); with `hydrate` it is the
-//! wasm bundle that takes over the server-rendered page in the browser ([`hydrate`]).
+//! wasm bundle that takes over the server-rendered page in the browser ([`hydrate`]). Its public
+//! surface is what the two binaries use, and [`testing`] for the crate's own tests.
 
 // Leptos views are deeply nested types; the optimised wasm build needs room to lay them out.
 #![recursion_limit = "256"]
 
-pub mod app;
-pub mod components;
-pub mod jobs;
-pub mod stream;
-pub mod tick;
+mod app;
+mod components;
+mod jobs;
+mod protocol;
+mod stream;
 
 #[cfg(feature = "ssr")]
 pub mod server;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// Entry point of the wasm bundle: attaches the reactive app to the server-rendered DOM.
 #[cfg(feature = "hydrate")]

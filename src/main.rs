@@ -1,13 +1,13 @@
 //! The `herald` server binary: reads its settings, serves, and shuts down gracefully on a signal.
 
 use clap::Parser;
-use herald::server::{config::Config, shutdown, telemetry, Application};
+use herald::server::{init_telemetry, shutdown_signal, Application, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
-    telemetry::init();
-    let stop = shutdown::signal()?;
+    init_telemetry();
+    let stop = shutdown_signal()?;
     let leptos_options = leptos::config::get_configuration(None)?.leptos_options;
 
     let app = Application::build(config, leptos_options).await?;

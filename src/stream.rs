@@ -1,6 +1,6 @@
-//! The browser's end of an SSE stream: a gloo-net `EventSource` feeding Leptos signals, with the
-//! connection state, a fresh start when the browser gives up, and cleanup when the component
-//! unmounts.
+//! The browser's end of the page's event stream: a gloo-net `EventSource` whose events are
+//! decoded once into [`PageEvent`]s, with the connection state, a fresh start when the browser
+//! gives up, and cleanup when the component unmounts.
 //!
 //! On the server this only hands out the initial state: effects never run during SSR, so the
 //! server-rendered page and the first hydrated render agree.
@@ -10,17 +10,17 @@ use std::future::Future;
 use leptos::prelude::*;
 
 use crate::components::connection_status::ConnectionState;
+use crate::protocol::PageEvent;
 
-/// Follows an SSE stream for as long as the calling component is mounted.
+/// Follows the page's event stream for as long as the calling component is mounted.
 ///
 /// `prepare` runs in the browser before each opening (the first, and each fresh start after the
 /// browser closed the stream for good) and returns the URL to open, so that the caller can
-/// sync its state first and resume right after it. Each event of one of `kinds` goes to
-/// `on_event` with its kind and data.
-pub fn use_event_stream<Prepare, Url>(
+/// sync its state first and resume right after it. Each event goes to `on_event`, decoded; one
+/// that does not decode is logged as an error.
+pub(crate) fn use_page_events<Prepare, Url>(
     prepare: Prepare,
-    kinds: &'static [&'static str],
-    on_event: impl Fn(&str, String) + Clone + 'static,
+    on_event: impl Fn(PageEvent) + Clone + 'static,
 ) -> ReadSignal<ConnectionState>
 where
     Prepare: Fn() -> Url + Clone + 'static,
@@ -31,7 +31,7 @@ where
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let (task, handle) =
-            futures::future::abortable(browser::follow(prepare.clone(), kinds, set_state, on_event.clone()));
+            futures::future::abortable(browser::follow(prepare.clone(), set_state, on_event.clone()));
         leptos::task::spawn_local(async move {
             // Aborted means unmounted: dropping the task closes its EventSource.
             let _ = task.await;
@@ -39,7 +39,7 @@ where
         on_cleanup(move || handle.abort());
     });
     #[cfg(not(feature = "hydrate"))]
-    let _ = (prepare, kinds, set_state, on_event);
+    let _ = (prepare, set_state, on_event);
 
     state
 }
@@ -55,6 +55,7 @@ mod browser {
     use leptos::prelude::*;
 
     use crate::components::connection_status::ConnectionState;
+    use crate::protocol::PageEvent;
 
     /// How long to wait before opening a new `EventSource` after the browser closed one for good
     /// (after a non-200 answer, for example); plain network errors are retried by the browser.
@@ -62,9 +63,8 @@ mod browser {
 
     pub(super) async fn follow<Url: Future<Output = String>>(
         prepare: impl Fn() -> Url,
-        kinds: &'static [&'static str],
         set_state: WriteSignal<ConnectionState>,
-        on_event: impl Fn(&str, String),
+        on_event: impl Fn(PageEvent),
     ) {
         loop {
             let url = prepare().await;
@@ -78,7 +78,8 @@ mod browser {
             // gloo-net hides the `error` events of a browser that is reconnecting, but a
             // subscription to the event type `error` itself sees every one of them; `open`
             // says when the stream is back.
-            let subscriptions = ["open", "error"].iter().chain(kinds).map(|kind| source.subscribe(*kind));
+            let subscriptions =
+                ["open", "error"].iter().chain(&PageEvent::NAMES).map(|kind| source.subscribe(*kind));
             let subscriptions = match subscriptions.collect::<Result<Vec<_>, _>>() {
                 Ok(subscriptions) => subscriptions,
                 Err(err) => {
@@ -91,10 +92,13 @@ mod browser {
                 match event {
                     Ok((kind, _)) if kind == "open" => set_state.set(ConnectionState::Live),
                     Ok((kind, _)) if kind == "error" => set_state.set(ConnectionState::Reconnecting),
-                    Ok((kind, message)) => match message.data().as_string() {
-                        Some(data) => on_event(&kind, data),
-                        None => error!("herald: a {kind} event on {url} carried no text"),
-                    },
+                    Ok((kind, message)) => {
+                        let data = message.data().as_string().unwrap_or_default();
+                        match PageEvent::decode(&kind, &data) {
+                            Ok(event) => on_event(event),
+                            Err(problem) => error!("herald: {problem}"),
+                        }
+                    }
                     // The browser closed the stream and will not retry it by itself.
                     Err(_) => break,
                 }

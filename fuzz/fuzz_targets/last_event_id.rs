@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use herald::server::{
-    event::{EventId, Topic},
-    hub::{Hub, HubSettings},
-};
+use herald::testing::{EventId, Hub, HubSettings, NewEvent, Topic};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|raw: &str| {
@@ -17,7 +14,7 @@ fuzz_target!(|raw: &str| {
     let hub = Hub::new(7, HubSettings { history_len: 4, history_age: Duration::from_secs(60), queue_len: 4 });
     let topic = Topic::parse("t").unwrap();
     for n in 0..6 {
-        hub.publish(&topic, None, &n.to_string(), None);
+        hub.publish(NewEvent::new(topic.clone(), n.to_string()));
     }
     let subscription = hub.subscribe(vec![topic], Some(raw));
     assert!(subscription.opening.len() <= 4);

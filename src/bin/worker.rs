@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
 use clap::Parser;
-use herald::server::{shutdown, signature, telemetry};
+use herald::server::{init_telemetry, shutdown_signal, sign_callback, SIGNATURE_HEADER};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
@@ -45,8 +45,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if config.min_work > config.max_work {
         return Err("--min-work must not be longer than --max-work".into());
     }
-    telemetry::init();
-    let stop = shutdown::signal()?;
+    init_telemetry();
+    let stop = shutdown_signal()?;
 
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!("worker listening on http://{}", listener.local_addr()?);
@@ -80,10 +80,7 @@ async fn call_back(config: &WorkerConfig, job: &JobRequest, worked: Duration) {
         let response = http
             .post(&job.callback_url)
             .header("content-type", "application/json")
-            .header(
-                signature::HEADER,
-                signature::sign(config.callback_secret.as_bytes(), now, body.as_bytes()),
-            )
+            .header(SIGNATURE_HEADER, sign_callback(config.callback_secret.as_bytes(), now, body.as_bytes()))
             .body(body.clone())
             .send()
             .await;

@@ -2,9 +2,11 @@
 
 use leptos::prelude::*;
 
-/// Where the browser's `EventSource` stands, as a person would describe it.
+/// Where the browser's `EventSource` stands, as a person would describe it. The server only ever
+/// renders the first state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub(crate) enum ConnectionState {
     /// The first connection is being made (also what the server renders).
     Connecting,
     /// The stream is open and events flow.
@@ -14,7 +16,7 @@ pub enum ConnectionState {
 }
 
 impl ConnectionState {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Connecting => "connecting",
             Self::Live => "live",
@@ -24,7 +26,7 @@ impl ConnectionState {
 }
 
 #[component]
-pub fn ConnectionBadge(state: ReadSignal<ConnectionState>) -> impl IntoView {
+pub(crate) fn ConnectionBadge(state: ReadSignal<ConnectionState>) -> impl IntoView {
     let label = move || state.get().label();
     view! {
         <span class="connection" data-state=label role="status" aria-live="polite">

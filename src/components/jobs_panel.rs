@@ -3,10 +3,24 @@
 
 use leptos::prelude::*;
 
-use crate::jobs::{merge, start_job, JobView};
+use crate::jobs::start_job;
+use crate::protocol::JobView;
+
+/// Merges `update` into `jobs` (newest first): one entry per id, and a finished job never goes
+/// back to running, whatever order a listing and an event arrive in.
+pub(crate) fn merge(jobs: &mut Vec<JobView>, update: JobView) {
+    match jobs.iter_mut().find(|job| job.id == update.id) {
+        Some(known) if known.status.is_finished() && !update.status.is_finished() => {}
+        Some(known) => *known = update,
+        None => {
+            jobs.push(update);
+            jobs.sort_by_key(|job| std::cmp::Reverse(job.started_at));
+        }
+    }
+}
 
 #[component]
-pub fn JobsPanel(jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
+pub(crate) fn JobsPanel(jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
     let problem = RwSignal::new(None::<String>);
     let start = move |_| {
         leptos::task::spawn_local(async move {
@@ -74,6 +88,35 @@ fn JobRow(job: JobView) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::JobStatus;
+    use chrono::{DateTime, TimeZone, Utc};
+
+    fn at(second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, second).unwrap()
+    }
+
+    fn job(id: &str, status: JobStatus, started_at: DateTime<Utc>) -> JobView {
+        JobView { id: id.into(), status, started_at, took_ms: None, result: None }
+    }
+
+    #[test]
+    fn merge_keeps_one_entry_per_job_newest_first() {
+        let mut jobs = vec![];
+        merge(&mut jobs, job("a", JobStatus::Running, at(0)));
+        merge(&mut jobs, job("b", JobStatus::Running, at(1)));
+        merge(&mut jobs, job("a", JobStatus::Done, at(0)));
+        merge(&mut jobs, job("a", JobStatus::Done, at(0)));
+
+        let seen: Vec<_> = jobs.iter().map(|j| (j.id.as_str(), j.status)).collect();
+        assert_eq!(seen, [("b", JobStatus::Running), ("a", JobStatus::Done)]);
+    }
+
+    #[test]
+    fn a_stale_running_listing_does_not_undo_a_finished_job() {
+        let mut jobs = vec![job("a", JobStatus::Failed, at(0))];
+        merge(&mut jobs, job("a", JobStatus::Running, at(0)));
+        assert_eq!(jobs[0].status, JobStatus::Failed);
+    }
 
     #[test]
     fn durations_read_in_seconds_rounded_to_tenths() {

@@ -12,28 +12,29 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::event;
-use crate::tick;
+use crate::protocol::Tick;
 
-/// One tick: when it was taken, and its SSE frame (unnamed, without an id: ticks are ephemeral).
+/// A tick and its SSE frame (unnamed, without an id: ticks are ephemeral), framed once for
+/// every subscriber.
 #[derive(Clone, Debug)]
-pub struct Tick {
-    pub at: DateTime<Utc>,
+pub(crate) struct FramedTick {
+    pub tick: Tick,
     pub frame: Bytes,
 }
 
-impl Tick {
-    pub fn now() -> Self {
-        let at = Utc::now();
-        Self { at, frame: event::frame(None, None, &tick::encode(at)) }
+impl FramedTick {
+    pub(crate) fn now() -> Self {
+        let tick = Tick(Utc::now());
+        Self { tick, frame: event::frame(None, None, &tick.encode()) }
     }
 }
 
 /// The latest tick. A subscriber that misses one simply sees the next.
-pub type Ticks = watch::Receiver<Tick>;
+pub(crate) type Clock = watch::Receiver<FramedTick>;
 
 /// Starts the clock; it stops when `shutdown` is cancelled.
-pub fn spawn(shutdown: CancellationToken) -> Ticks {
-    let (sender, ticks) = watch::channel(Tick::now());
+pub(crate) fn spawn(shutdown: CancellationToken) -> Clock {
+    let (sender, ticks) = watch::channel(FramedTick::now());
     tokio::spawn(async move {
         loop {
             let target = next_second(Utc::now());
@@ -41,7 +42,7 @@ pub fn spawn(shutdown: CancellationToken) -> Ticks {
                 () = shutdown.cancelled() => return,
                 () = sleep_until(target) => {}
             }
-            if sender.send(Tick::now()).is_err() {
+            if sender.send(FramedTick::now()).is_err() {
                 return;
             }
         }
@@ -50,7 +51,7 @@ pub fn spawn(shutdown: CancellationToken) -> Ticks {
 }
 
 /// The first whole second strictly after `now`.
-pub fn next_second(now: DateTime<Utc>) -> DateTime<Utc> {
+fn next_second(now: DateTime<Utc>) -> DateTime<Utc> {
     let second = TimeDelta::seconds(1);
     now.duration_trunc(second).expect("a second divides every instant") + second
 }
@@ -102,8 +103,8 @@ mod tests {
 
     #[test]
     fn a_tick_is_framed_as_an_unnamed_event_without_an_id() {
-        let tick = Tick::now();
-        assert_eq!(tick.frame, Bytes::from(format!("data: {}\n\n", tick::encode(tick.at))));
+        let framed = FramedTick::now();
+        assert_eq!(framed.frame, Bytes::from(format!("data: {}\n\n", framed.tick.encode())));
     }
 
     #[tokio::test]
@@ -111,7 +112,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let mut ticks = spawn(shutdown.clone());
         ticks.changed().await.unwrap();
-        let tick = ticks.borrow_and_update().at;
+        let tick = ticks.borrow_and_update().tick.0;
         assert!(tick.timestamp_subsec_millis() < 100, "tick at {tick} is not on the second");
 
         shutdown.cancel();

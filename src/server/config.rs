@@ -2,12 +2,19 @@
 //! overridden by command-line flags. The listening address and site folder are Leptos's
 //! (`LEPTOS_SITE_ADDR`, `LEPTOS_SITE_ROOT`), so that `cargo leptos` drives them as usual.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use clap::Parser;
 
-use super::hub::HubSettings;
+use super::{
+    hub::HubSettings, jobs::JobSettings, routes::publish::PublishSettings, serve::ServeSettings,
+    signature::CallbackSettings, sse::StreamSettings,
+};
 
+/// How many jobs the registry keeps (running, or finished and still listed).
+const MAX_JOBS: usize = 10_000;
+
+/// Every setting of the server. Each service takes its own part, built by one method below.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "herald", version, about = "Live events from server to browser over SSE")]
 pub struct Config {
@@ -94,11 +101,52 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn hub_settings(&self) -> HubSettings {
+    pub(crate) fn hub_settings(&self) -> HubSettings {
         HubSettings {
             history_len: self.history_len as usize,
             history_age: self.history_age,
             queue_len: self.queue_len as usize,
+        }
+    }
+
+    pub(crate) fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            keep_alive: self.keep_alive,
+            retry: self.retry,
+            max_streams: self.max_subscribers as usize,
+            max_topics: self.max_topics as usize,
+        }
+    }
+
+    pub(crate) fn serve_settings(&self) -> ServeSettings {
+        ServeSettings {
+            header_read_timeout: self.header_read_timeout,
+            write_timeout: self.write_timeout,
+            shutdown_grace: self.shutdown_grace,
+            send_buffer: self.send_buffer,
+        }
+    }
+
+    pub(crate) fn publish_settings(&self) -> PublishSettings {
+        PublishSettings {
+            token: self.publish_token.clone(),
+            max_rate: NonZeroU32::new(self.max_publish_rate).expect("clap keeps it above zero"),
+        }
+    }
+
+    /// `None` while no callback secret is set: callbacks are disabled.
+    pub(crate) fn callback_settings(&self) -> Option<CallbackSettings> {
+        let secret = self.callback_secret.clone()?;
+        Some(CallbackSettings { secret, tolerance: self.callback_tolerance })
+    }
+
+    /// `callback_base` is this server's URL as the worker reaches it.
+    pub(crate) fn job_settings(&self, callback_base: String) -> JobSettings {
+        JobSettings {
+            max_jobs: MAX_JOBS,
+            timeout: self.job_timeout,
+            worker_url: self.worker_url.clone(),
+            callback_base,
         }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::event::InvalidField;
 
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400: a field of the request is malformed.
     Invalid(InvalidField),
     /// 401: missing or wrong credentials.
@@ -34,7 +34,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid(InvalidField::new(field, reason))
     }
 
@@ -67,7 +67,7 @@ impl ApiError {
 
     fn message(&self) -> String {
         match self {
-            Self::Invalid(invalid) => format!("{} {}", invalid.field, invalid.reason),
+            Self::Invalid(invalid) => format!("{}: {}", invalid.field, invalid.reason),
             Self::Unauthorized(message) | Self::Disabled(message) => (*message).to_owned(),
             Self::Forbidden(message) | Self::NotFound(message) | Self::Conflict(message) => message.clone(),
             Self::TooLarge { limit } => format!("the body is over the limit of {limit} bytes"),
@@ -81,7 +81,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code(), "message": self.message() });
         if let Self::Invalid(invalid) = &self {
-            body["field"] = json!(invalid.field);
+            body["field"] = json!(invalid.field.as_ref());
         }
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
@@ -97,17 +97,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// A request body as bytes: 413 over the size limit, 400 when it could not be read.
-pub fn body_bytes(
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-    limit: usize,
-) -> Result<axum::body::Bytes, ApiError> {
-    body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
-        _ => ApiError::invalid("body", rejection.body_text()),
-    })
 }
 
 impl From<InvalidField> for ApiError {

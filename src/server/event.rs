@@ -1,32 +1,35 @@
 //! The relayed event and its parts, validated once at the edge, and its SSE wire format.
 //!
-//! Handlers parse untrusted text into [`Topic`], [`EventName`] and [`EventId`] and only then build
-//! frames, so nothing downstream can emit a field that breaks the stream (axum's own `Event`
-//! panics on CR or LF in an id or a name; these types make that state unrepresentable).
+//! Handlers parse untrusted text into [`Topic`], [`EventName`], [`EventId`] and
+//! [`IdempotencyKey`] (directly, or through serde, which validates the same way) and only then
+//! build frames, so nothing downstream can emit a field that breaks the stream (axum's own
+//! `Event` panics on CR or LF in an id or a name; these types make that state unrepresentable).
 //!
 //! Data is UTF-8 text. Its line breaks (CRLF, lone CR, lone LF) reach clients as LF: SSE has no
 //! way to carry a CR inside data, since every one of them ends a line.
 
-use std::{fmt, str::FromStr};
+use std::{borrow::Cow, fmt, str::FromStr};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
 
 /// Why a field was refused; the HTTP layer turns it into a 400 that names the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidField {
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     pub reason: String,
 }
 
 impl InvalidField {
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+    pub fn new(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
+/// The reason alone: serde puts it after the path of the field it refused.
 impl fmt::Display for InvalidField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
+        f.write_str(&self.reason)
     }
 }
 
@@ -35,7 +38,8 @@ impl std::error::Error for InvalidField {}
 /// A topic name: 1 to 128 characters from `A–Z a–z 0–9 - _ . :`.
 ///
 /// Topics that start with [`Topic::PRIVATE_PREFIX`] belong to one browser session each.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Topic(String);
 
 impl Topic {
@@ -69,6 +73,14 @@ impl Topic {
     }
 }
 
+impl TryFrom<String> for Topic {
+    type Error = InvalidField;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -76,7 +88,8 @@ impl fmt::Display for Topic {
 }
 
 /// An event name (the SSE `event:` field): 1 to 128 characters, none of them CR, LF or NUL.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct EventName(String);
 
 impl EventName {
@@ -92,8 +105,59 @@ impl EventName {
         Ok(Self(text.to_owned()))
     }
 
+    /// One of the server's own names, such as [`crate::protocol::JOB_EVENT`].
+    pub fn known(name: &'static str) -> Self {
+        Self::parse(name).expect("the server's own event names are valid")
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for EventName {
+    type Error = InvalidField;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+/// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(bytes: &[u8]) -> Result<Self, InvalidField> {
+        if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+            return Err(InvalidField::new("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+        }
+        Ok(Self(String::from_utf8(bytes.to_vec()).expect("visible ASCII is UTF-8")))
+    }
+}
+
+/// An event to publish: where it goes, what it is called, what it says, and optionally the key
+/// that makes publishing it again a no-op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub topic: Topic,
+    pub name: Option<EventName>,
+    pub data: String,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl NewEvent {
+    /// An unnamed event (a `message` to an `EventSource`) without an idempotency key.
+    pub fn new(topic: Topic, data: impl Into<String>) -> Self {
+        Self { topic, name: None, data: data.into(), idempotency_key: None }
+    }
+
+    pub fn named(self, name: EventName) -> Self {
+        Self { name: Some(name), ..self }
+    }
+
+    pub fn with_idempotency_key(self, key: IdempotencyKey) -> Self {
+        Self { idempotency_key: Some(key), ..self }
     }
 }
 
@@ -163,12 +227,6 @@ pub fn retry_frame(millis: u64) -> Bytes {
     Bytes::from(format!("retry: {millis}\n\n"))
 }
 
-/// The last event of every stream when the server shuts down. It has no id, so the client's
-/// `Last-Event-ID` still names the last event it got, and its reconnect resumes from there.
-pub const SHUTDOWN: Bytes = Bytes::from_static(
-    b"event: shutdown\ndata: {\"message\":\"the server is shutting down; reconnect to resume\"}\n\n",
-);
-
 /// A comment line: ignored by clients, it keeps proxies from timing an idle stream out.
 pub const KEEP_ALIVE: Bytes = Bytes::from_static(b":\n\n");
 
@@ -226,6 +284,23 @@ mod tests {
             assert_eq!(EventName::parse(bad).unwrap_err().field, "event", "{bad:?}");
         }
         assert!(EventName::parse("job done: ✓").is_ok());
+    }
+
+    #[test]
+    fn names_deserialize_through_the_same_validation() {
+        assert_eq!(serde_json::from_str::<Topic>(r#""orders""#).unwrap(), Topic::parse("orders").unwrap());
+        for bad in [r#""a b""#, r#""""#, "7"] {
+            assert!(serde_json::from_str::<Topic>(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<EventName>(r#""a\nb""#).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii_of_bounded_length() {
+        assert!(IdempotencyKey::parse(b"order-7-created").is_ok());
+        for bad in [&b""[..], b"has space", b"tab\t", "é".as_bytes(), &[b'k'; 256]] {
+            assert_eq!(IdempotencyKey::parse(bad).unwrap_err().field, "Idempotency-Key", "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,17 +13,17 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::event::{self, EventId, EventName, Topic};
+use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
+use crate::protocol::{ResetNotice, ResetReason, RESET_EVENT};
 
 #[derive(Clone, Debug)]
 pub struct HubSettings {
@@ -43,39 +43,6 @@ pub struct Published {
     pub subscribers: usize,
     /// The idempotency key had been seen: nothing new was published and `id` is the first one's.
     pub duplicate: bool,
-}
-
-/// Why a resuming subscriber cannot be given exactly what it missed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gap {
-    /// The `Last-Event-ID` is not an id this hub's format.
-    Malformed,
-    /// The id comes from another run of the hub (or another hub).
-    OtherIncarnation,
-    /// The id is from this run but ahead of anything published.
-    Unknown,
-    /// Events after the id have already left the history.
-    Expired,
-}
-
-impl Gap {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed-id",
-            Self::OtherIncarnation => "other-incarnation",
-            Self::Unknown => "unknown-id",
-            Self::Expired => "expired",
-        }
-    }
-
-    fn explanation(self) -> &'static str {
-        match self {
-            Self::Malformed => "the Last-Event-ID is not an id this server issued",
-            Self::OtherIncarnation => "the Last-Event-ID comes from an earlier run of the server",
-            Self::Unknown => "the Last-Event-ID is ahead of every event published",
-            Self::Expired => "events after the Last-Event-ID have left the history",
-        }
-    }
 }
 
 /// Counters for the metrics endpoint and the tests.
@@ -99,7 +66,7 @@ struct State {
     /// The highest sequence number the history has forgotten (0: none yet).
     forgotten_through: u64,
     history: VecDeque<Stored>,
-    idempotency: HashMap<String, EventId>,
+    idempotency: HashMap<IdempotencyKey, EventId>,
     next_subscriber: u64,
     /// Each subscriber's topics, to leave them when it goes.
     subscribers: HashMap<u64, Vec<Topic>>,
@@ -112,46 +79,40 @@ struct Stored {
     topic: Topic,
     at: Instant,
     frame: Bytes,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
 impl Hub {
-    /// A hub whose ids start with `incarnation`; use a value that differs between runs, such as
-    /// the start time in milliseconds.
+    /// A hub whose ids start with `incarnation`, a value that differs between runs: see
+    /// [`Hub::new_incarnation`].
     pub fn new(incarnation: u64, settings: HubSettings) -> Arc<Self> {
         Arc::new(Self { incarnation, settings, state: Mutex::default(), stats: HubStats::default() })
     }
 
+    /// Tells this run's event ids from an earlier run's: the start time in milliseconds.
+    pub(crate) fn new_incarnation() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+    }
+
     /// Assigns the next id, frames the event once, keeps it in the history, and hands it to every
-    /// subscriber of `topic` that has room.
-    pub fn publish(
-        &self,
-        topic: &Topic,
-        event: Option<&EventName>,
-        data: &str,
-        idempotency_key: Option<&str>,
-    ) -> Published {
+    /// subscriber of its topic that has room.
+    pub fn publish(&self, event: NewEvent) -> Published {
+        let NewEvent { topic, name, data, idempotency_key } = event;
         let now = Instant::now();
         let mut state = self.state.lock();
         self.forget_old(&mut state, now);
-        if let Some(&id) = idempotency_key.and_then(|key| state.idempotency.get(key)) {
+        if let Some(&id) = idempotency_key.as_ref().and_then(|key| state.idempotency.get(key)) {
             return Published { id, subscribers: 0, duplicate: true };
         }
 
         state.last_seq += 1;
         let id = self.id(state.last_seq);
-        let frame = event::frame(Some(id), event, data);
-        let subscribers = self.fan_out(&mut state, topic, &frame);
-        if let Some(key) = idempotency_key {
-            state.idempotency.insert(key.to_owned(), id);
+        let frame = event::frame(Some(id), name.as_ref(), &data);
+        let subscribers = self.fan_out(&mut state, &topic, &frame);
+        if let Some(key) = &idempotency_key {
+            state.idempotency.insert(key.clone(), id);
         }
-        state.history.push_back(Stored {
-            seq: id.seq,
-            topic: topic.clone(),
-            at: now,
-            frame,
-            idempotency_key: idempotency_key.map(str::to_owned),
-        });
+        state.history.push_back(Stored { seq: id.seq, topic, at: now, frame, idempotency_key });
         self.forget_old(&mut state, now);
         self.stats.published.fetch_add(1, Ordering::Relaxed);
         Published { id, subscribers, duplicate: false }
@@ -168,9 +129,9 @@ impl Hub {
         let opening = match last_event_id.map(|raw| self.missed_since(&state, raw, &topics)) {
             None => vec![],
             Some(Ok(missed)) => missed,
-            Some(Err(gap)) => {
+            Some(Err(reason)) => {
                 self.stats.resets.fetch_add(1, Ordering::Relaxed);
-                vec![self.reset_frame(&state, gap)]
+                vec![self.reset_frame(&state, reason)]
             }
         };
 
@@ -199,16 +160,17 @@ impl Hub {
         EventId { incarnation: self.incarnation, seq }
     }
 
-    fn missed_since(&self, state: &State, raw: &str, topics: &[Topic]) -> Result<Vec<Bytes>, Gap> {
-        let id: EventId = raw.parse().map_err(|_| Gap::Malformed)?;
+    /// The frames of `topics` after `raw`, or why they cannot be told exactly.
+    fn missed_since(&self, state: &State, raw: &str, topics: &[Topic]) -> Result<Vec<Bytes>, ResetReason> {
+        let id: EventId = raw.parse().map_err(|_| ResetReason::MalformedId)?;
         if id.incarnation != self.incarnation {
-            return Err(Gap::OtherIncarnation);
+            return Err(ResetReason::OtherIncarnation);
         }
         if id.seq > state.last_seq {
-            return Err(Gap::Unknown);
+            return Err(ResetReason::UnknownId);
         }
         if id.seq < state.forgotten_through {
-            return Err(Gap::Expired);
+            return Err(ResetReason::Expired);
         }
         Ok(state
             .history
@@ -220,10 +182,9 @@ impl Hub {
 
     /// The reset frame carries the current position as its id, so the client's next reconnect
     /// resumes from here instead of repeating the same reset.
-    fn reset_frame(&self, state: &State, gap: Gap) -> Bytes {
-        let data = json!({ "reason": gap.reason(), "message": gap.explanation() }).to_string();
-        let name = EventName::parse("reset").expect("a valid name");
-        event::frame(Some(self.id(state.last_seq)), Some(&name), &data)
+    fn reset_frame(&self, state: &State, reason: ResetReason) -> Bytes {
+        let data = serde_json::to_string(&ResetNotice::from(reason)).expect("a notice serialises");
+        event::frame(Some(self.id(state.last_seq)), Some(&EventName::known(RESET_EVENT)), &data)
     }
 
     fn fan_out(&self, state: &mut State, topic: &Topic, frame: &Bytes) -> usize {
@@ -324,6 +285,10 @@ mod tests {
         Topic::parse(name).unwrap()
     }
 
+    fn key(text: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(text.as_bytes()).unwrap()
+    }
+
     fn text(frame: &Bytes) -> String {
         String::from_utf8(frame.to_vec()).unwrap()
     }
@@ -335,8 +300,8 @@ mod tests {
     #[test]
     fn ids_grow_by_one_across_all_topics() {
         let hub = Hub::new(9, settings());
-        let a = hub.publish(&topic("a"), None, "1", None);
-        let b = hub.publish(&topic("b"), None, "2", None);
+        let a = hub.publish(NewEvent::new(topic("a"), "1"));
+        let b = hub.publish(NewEvent::new(topic("b"), "2"));
         assert_eq!((a.id.to_string(), b.id.to_string()), ("9-1".into(), "9-2".into()));
         assert_eq!(hub.last_id().to_string(), "9-2");
     }
@@ -347,9 +312,9 @@ mod tests {
         let mut both = hub.subscribe(vec![topic("a"), topic("b")], None);
         let mut only_b = hub.subscribe(vec![topic("b")], None);
 
-        assert_eq!(hub.publish(&topic("a"), None, "one", None).subscribers, 1);
-        assert_eq!(hub.publish(&topic("c"), None, "nobody", None).subscribers, 0);
-        assert_eq!(hub.publish(&topic("b"), None, "two", None).subscribers, 2);
+        assert_eq!(hub.publish(NewEvent::new(topic("a"), "one")).subscribers, 1);
+        assert_eq!(hub.publish(NewEvent::new(topic("c"), "nobody")).subscribers, 0);
+        assert_eq!(hub.publish(NewEvent::new(topic("b"), "two")).subscribers, 2);
 
         assert_eq!(next(&mut both).await, "id: 1-1\ndata: one\n\n");
         assert_eq!(next(&mut both).await, "id: 1-3\ndata: two\n\n");
@@ -359,12 +324,12 @@ mod tests {
     #[tokio::test]
     async fn resuming_replays_missed_events_of_its_topics_then_goes_live() {
         let hub = Hub::new(1, settings());
-        let seen = hub.publish(&topic("a"), None, "seen", None).id;
-        hub.publish(&topic("a"), None, "missed", None);
-        hub.publish(&topic("other"), None, "not mine", None);
+        let seen = hub.publish(NewEvent::new(topic("a"), "seen")).id;
+        hub.publish(NewEvent::new(topic("a"), "missed"));
+        hub.publish(NewEvent::new(topic("other"), "not mine"));
 
         let mut resumed = hub.subscribe(vec![topic("a")], Some(&seen.to_string()));
-        hub.publish(&topic("a"), None, "live", None);
+        hub.publish(NewEvent::new(topic("a"), "live"));
 
         assert_eq!(resumed.opening.iter().map(text).collect::<Vec<_>>(), ["id: 1-2\ndata: missed\n\n"]);
         assert_eq!(next(&mut resumed).await, "id: 1-4\ndata: live\n\n");
@@ -373,7 +338,7 @@ mod tests {
     #[test]
     fn resuming_from_the_latest_id_replays_nothing() {
         let hub = Hub::new(1, settings());
-        let latest = hub.publish(&topic("a"), None, "x", None).id;
+        let latest = hub.publish(NewEvent::new(topic("a"), "x")).id;
         assert!(hub.subscribe(vec![topic("a")], Some(&latest.to_string())).opening.is_empty());
     }
 
@@ -381,7 +346,7 @@ mod tests {
     fn ids_that_cannot_be_resumed_open_with_a_reset_that_says_why() {
         let hub = Hub::new(5, HubSettings { history_len: 2, ..settings() });
         for n in 0..4 {
-            hub.publish(&topic("a"), None, &n.to_string(), None);
+            hub.publish(NewEvent::new(topic("a"), n.to_string()));
         }
         for (last_event_id, reason) in [
             ("garbage", "malformed-id"),
@@ -403,8 +368,8 @@ mod tests {
     #[test]
     fn events_older_than_the_maximum_age_leave_the_history() {
         let hub = Hub::new(1, HubSettings { history_age: Duration::ZERO, ..settings() });
-        hub.publish(&topic("a"), None, "old", None);
-        hub.publish(&topic("a"), None, "newer", None);
+        hub.publish(NewEvent::new(topic("a"), "old"));
+        hub.publish(NewEvent::new(topic("a"), "newer"));
         let opening = hub.subscribe(vec![topic("a")], Some("1-1")).opening;
         assert!(text(&opening[0]).contains("expired"));
     }
@@ -416,7 +381,7 @@ mod tests {
         let mut fast = hub.subscribe(vec![topic("a")], None);
 
         for n in 0..3 {
-            hub.publish(&topic("a"), None, &n.to_string(), None);
+            hub.publish(NewEvent::new(topic("a"), n.to_string()));
             next(&mut fast).await;
         }
 
@@ -433,13 +398,13 @@ mod tests {
     #[test]
     fn an_idempotency_key_publishes_once_while_its_event_is_in_the_history() {
         let hub = Hub::new(1, HubSettings { history_len: 1, ..settings() });
-        let first = hub.publish(&topic("a"), None, "x", Some("key-1"));
-        let again = hub.publish(&topic("a"), None, "x", Some("key-1"));
+        let first = hub.publish(NewEvent::new(topic("a"), "x").with_idempotency_key(key("key-1")));
+        let again = hub.publish(NewEvent::new(topic("a"), "x").with_idempotency_key(key("key-1")));
         assert_eq!((again.id, again.duplicate), (first.id, true));
         assert_eq!(hub.last_id(), first.id);
 
-        hub.publish(&topic("a"), None, "pushes key-1 out", None);
-        assert!(!hub.publish(&topic("a"), None, "x", Some("key-1")).duplicate);
+        hub.publish(NewEvent::new(topic("a"), "pushes key-1 out"));
+        assert!(!hub.publish(NewEvent::new(topic("a"), "x").with_idempotency_key(key("key-1"))).duplicate);
     }
 
     #[test]
@@ -449,6 +414,6 @@ mod tests {
         assert_eq!(hub.subscribers(), 1);
         drop(subscription);
         assert_eq!(hub.subscribers(), 0);
-        assert_eq!(hub.publish(&topic("a"), None, "x", None).subscribers, 0);
+        assert_eq!(hub.publish(NewEvent::new(topic("a"), "x")).subscribers, 0);
     }
 }

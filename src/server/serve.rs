@@ -23,7 +23,7 @@ const MAX_REQUEST_HEAD: usize = 64 * 1024;
 /// How long to pause when `accept` fails (out of file descriptors, say) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-pub struct ServeSettings {
+pub(crate) struct ServeSettings {
     pub header_read_timeout: Duration,
     pub write_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -33,7 +33,7 @@ pub struct ServeSettings {
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; then stops accepting, lets the
 /// open connections finish for at most the grace time, and closes whatever is left.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     settings: ServeSettings,

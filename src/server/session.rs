@@ -3,24 +3,21 @@
 
 use axum::{extract::Request, middleware::Next, response::IntoResponse, response::Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::event::Topic;
+use super::{event::Topic, random};
 
-pub const COOKIE: &str = "herald_session";
+const COOKIE: &str = "herald_session";
 
 /// One browser's session, found in its cookie (or issued on its first request).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Session {
+pub(crate) struct Session {
     secret: String,
 }
 
 impl Session {
     fn issue() -> Self {
-        let mut bits = [0u8; 16];
-        rand::rng().fill_bytes(&mut bits);
-        Self { secret: hex::encode(bits) }
+        Self { secret: random::hex_128() }
     }
 
     fn from_cookie(value: &str) -> Option<Self> {
@@ -31,7 +28,7 @@ impl Session {
 
     /// The session's private topic. It is a hash of the cookie, so that the topic name, which
     /// may show up in logs, does not give the cookie away.
-    pub fn topic(&self) -> Topic {
+    pub(crate) fn topic(&self) -> Topic {
         let digest = Sha256::digest(self.secret.as_bytes());
         Topic::parse(&format!("{}{}", Topic::PRIVATE_PREFIX, hex::encode(&digest[..16])))
             .expect("hex is a valid topic")
@@ -40,7 +37,7 @@ impl Session {
 
 /// Middleware: puts the caller's [`Session`] in the request extensions, issuing a new cookie
 /// when the request brings none (or a malformed one).
-pub async fn ensure_session(jar: CookieJar, mut request: Request, next: Next) -> Response {
+pub(crate) async fn ensure_session(jar: CookieJar, mut request: Request, next: Next) -> Response {
     if let Some(session) = jar.get(COOKIE).and_then(|cookie| Session::from_cookie(cookie.value())) {
         request.extensions_mut().insert(session);
         return next.run(request).await;

@@ -118,24 +118,38 @@ pub fn verify(
         .ok_or(SignatureError::Mismatch)
 }
 
-/// What `/callbacks` checks signatures with.
-#[derive(Debug)]
-pub struct CallbackAuth {
+/// What callbacks are configured with.
+#[derive(Clone, Debug)]
+pub(crate) struct CallbackSettings {
     pub secret: String,
+    /// How far a signature's time may be from the server's clock, either way.
     pub tolerance: Duration,
-    pub replays: ReplayGuard,
+}
+
+/// What `/callbacks` checks signatures with: the secret, the tolerance, and the signatures
+/// already accepted.
+#[derive(Debug)]
+pub(crate) struct CallbackAuth {
+    settings: CallbackSettings,
+    replays: ReplayGuard,
 }
 
 impl CallbackAuth {
-    pub fn new(secret: String, tolerance: Duration) -> Self {
-        Self { secret, tolerance, replays: ReplayGuard::new(tolerance) }
+    pub(crate) fn new(settings: CallbackSettings) -> Self {
+        Self { replays: ReplayGuard::new(settings.tolerance), settings }
+    }
+
+    /// Verifies `header` against `body` at `now` (unix seconds), and accepts each signature once.
+    pub(crate) fn check(&self, header: Option<&str>, body: &[u8], now: i64) -> Result<(), SignatureError> {
+        let signature = verify(self.settings.secret.as_bytes(), header, body, now, self.settings.tolerance)?;
+        self.replays.first_use(signature)
     }
 }
 
 /// Remembers accepted signatures for as long as their time is within the tolerance, so each is
 /// accepted once: after that, the time check alone turns a replay away.
 #[derive(Debug)]
-pub struct ReplayGuard {
+pub(crate) struct ReplayGuard {
     remember_for: Duration,
     seen: Mutex<Seen>,
 }
@@ -148,12 +162,12 @@ struct Seen {
 }
 
 impl ReplayGuard {
-    pub fn new(tolerance: Duration) -> Self {
+    pub(crate) fn new(tolerance: Duration) -> Self {
         Self { remember_for: tolerance * 2, seen: Mutex::default() }
     }
 
     /// Records `signature`; refuses one seen before.
-    pub fn first_use(&self, signature: [u8; 32]) -> Result<(), SignatureError> {
+    pub(crate) fn first_use(&self, signature: [u8; 32]) -> Result<(), SignatureError> {
         let now = Instant::now();
         let mut seen = self.seen.lock();
         while let Some(&(forget_at, old)) = seen.by_expiry.front() {

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use herald::{jobs::JobStatus, server::signature};
 use serde_json::{json, Value};
 
-use crate::helpers::{next_event, next_job_event, spawn_app_with, spawn_worker, TestApp, CALLBACK_SECRET};
+use crate::helpers::{
+    next_event, next_job_event, sign, spawn_app_with, spawn_worker, JobStatus, JobView, TestApp,
+    CALLBACK_SECRET,
+};
 
 /// A server whose worker takes an hour per job, so the test itself plays the worker's callback.
 async fn app_with_idle_worker() -> (TestApp, crate::helpers::RunningBinary) {
@@ -16,7 +18,7 @@ async fn app_with_idle_worker() -> (TestApp, crate::helpers::RunningBinary) {
 }
 
 fn signed(body: &str, at: i64) -> String {
-    signature::sign(CALLBACK_SECRET.as_bytes(), at, body.as_bytes())
+    sign(CALLBACK_SECRET.as_bytes(), at, body.as_bytes())
 }
 
 async fn call_back(app: &TestApp, job: &str, body: &str, signature: Option<&str>) -> (u16, Value) {
@@ -41,7 +43,7 @@ async fn the_real_worker_calls_back_and_the_session_hears_the_job_finish_on_remo
     assert_eq!(job.status, JobStatus::Running);
 
     let finished = next_job_event(&mut remote).await;
-    let view: herald::jobs::JobView = serde_json::from_str(&finished.data).unwrap();
+    let view: JobView = serde_json::from_str(&finished.data).unwrap();
     assert_eq!((view.id.as_str(), view.status), (job.id.as_str(), JobStatus::Done));
     assert!(view.took_ms.is_some_and(|ms| ms >= 50), "{view:?}");
     let result: Value = serde_json::from_str(view.result.as_deref().unwrap()).unwrap();
@@ -93,7 +95,7 @@ async fn bad_callbacks_get_their_documented_status_and_a_json_error() {
     let job = app.start_job().await;
     let now = Utc::now().timestamp();
     let body = json!({"status": "done", "result": {"n": 1}}).to_string();
-    let wrong_secret = signature::sign(b"not the secret", now, body.as_bytes());
+    let wrong_secret = sign(b"not the secret", now, body.as_bytes());
 
     for (what, job_id, body, signature, status) in [
         ("no signature", job.id.as_str(), body.clone(), None, 401),
@@ -151,8 +153,7 @@ async fn a_job_not_called_back_within_the_timeout_fails_and_a_late_callback_conf
     let mut remote = app.subscribe("/remote").await;
 
     let job = app.start_job().await;
-    let failed: herald::jobs::JobView =
-        serde_json::from_str(&next_job_event(&mut remote).await.data).unwrap();
+    let failed: JobView = serde_json::from_str(&next_job_event(&mut remote).await.data).unwrap();
 
     assert_eq!((failed.id.as_str(), failed.status), (job.id.as_str(), JobStatus::Failed));
     assert!(failed.result.as_deref().unwrap().contains("no callback within 300ms"), "{failed:?}");

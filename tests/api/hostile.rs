@@ -180,7 +180,7 @@ async fn every_route_answers_bad_input_with_its_4xx_and_the_server_never_panics(
                 b"{}",
                 &format!(
                     "Herald-Signature: {}\r\n",
-                    herald::server::signature::sign(CALLBACK_SECRET.as_bytes(), 1_000_000_000, b"{}")
+                    herald::testing::sign(CALLBACK_SECRET.as_bytes(), 1_000_000_000, b"{}")
                 ),
             ),
             401,

@@ -2,6 +2,7 @@
 
 mod callbacks;
 mod conformance;
+mod docs;
 mod events;
 mod helpers;
 mod hostile;

@@ -3,13 +3,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald::tick;
 use tokio::time::Instant;
 
-use crate::helpers::{next_event, read_raw_until, spawn_app, spawn_app_with};
+use crate::helpers::{next_event, read_raw_until, spawn_app, spawn_app_with, Tick};
 
 fn tick_time(data: &str) -> DateTime<Utc> {
-    tick::decode(data).unwrap_or_else(|| panic!("{data:?} is not an RFC 3339 tick"))
+    Tick::decode(data).unwrap_or_else(|| panic!("{data:?} is not an RFC 3339 tick")).0
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::process::Command;
 
-use crate::helpers::{next_event, spawn_app, spawn_app_with, RunningBinary, PATIENCE};
+use crate::helpers::{next_event, spawn_app, spawn_app_with, RunningBinary, PATIENCE, TOKEN};
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_with_a_shutdown_event_and_stops_within_2_s() {
@@ -47,7 +47,13 @@ async fn a_connection_that_never_finishes_its_request_cannot_hold_shutdown_past_
 
     let app = spawn_app_with(|config| config.shutdown_grace = Duration::from_millis(500)).await;
     let mut stuck = tokio::net::TcpStream::connect(app.address).await.unwrap();
-    stuck.write_all(b"POST /publish HTTP/1.1\r\nHost: herald\r\nContent-Length: 100\r\n\r\n{").await.unwrap();
+    // Authorised, so the server waits for the body it was promised (an unauthorised request is
+    // refused before its body is read).
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    stuck.write_all(head.as_bytes()).await.unwrap();
     // Connections are accepted in order: once a later one is answered, the stuck one is in.
     assert_eq!(app.get("/healthz").await.status(), 200);
 

@@ -8,8 +8,9 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::RunningBinary;
-use crate::{helpers::gauge, measure::resident_kib, ONE_AT_A_TIME};
+use herald::testing::{gauge, resident_kib, RunningBinary};
+
+use crate::ONE_AT_A_TIME;
 
 const CYCLES: usize = 20_000;
 const AT_ONCE: usize = 64;

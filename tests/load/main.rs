@@ -2,14 +2,6 @@
 //! binary holds them apart from the functional suite, and [`ONE_AT_A_TIME`] keeps them apart
 //! from each other: each gets the machine to itself.
 
-// The functional suite's helpers; this binary uses only some of them.
-#[allow(dead_code)]
-#[path = "../api/helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
-#[path = "../support/measure.rs"]
-mod measure;
-
 mod churn;
 mod slow_clients;
 

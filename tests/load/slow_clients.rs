@@ -2,11 +2,9 @@
 
 use tokio::{io::AsyncWriteExt, net::TcpSocket, time::Instant};
 
-use crate::helpers::{next_event, RunningBinary, TOKEN};
-use crate::{
-    measure::{median, resident_kib},
-    ONE_AT_A_TIME,
-};
+use herald::testing::{median, next_event, resident_kib, RunningBinary, TOKEN};
+
+use crate::ONE_AT_A_TIME;
 
 const SLOW_CLIENTS: usize = 200;
 const SAMPLES: usize = 60;

@@ -1,62 +1,97 @@
 //! `POST /callbacks/{job_id}`: the external worker reports that a job has finished.
 //!
 //! Signed (see [`crate::server::signature`]); body `{"status": "done"|"failed", "result": …}`.
-//! The job's session hears of it as a `job` event on its private topic.
+//! An adapter over the job service, which tells the job's session with a `job` event.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
-    body::Bytes,
-    extract::{rejection::BytesRejection, Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::State,
+    http::{request::Parts, HeaderMap},
     Json,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::publish::{json_object, require_json};
-use crate::jobs::JobStatus;
+use crate::protocol::JobStatus;
 use crate::server::{
-    error::{body_bytes, ApiError},
-    jobs::{finish_and_announce, FinishError},
-    signature::{self, SignatureError},
-    AppState,
+    error::ApiError,
+    extract::{decode_json, require_json, Admitted, Gate, PathParams, RawBody},
+    jobs::{FinishError, JobService},
+    signature::{self, CallbackAuth, CallbackSettings, SignatureError},
 };
 
-pub async fn job_finished(
-    State(state): State<AppState>,
-    Path(job_id): Path<String>,
+/// How callbacks are checked (a sub-state); `None` while callbacks are disabled.
+#[derive(Clone)]
+pub(crate) struct Callbacks(Option<Arc<CallbackAuth>>);
+
+impl Callbacks {
+    pub(crate) fn new(settings: Option<CallbackSettings>) -> Self {
+        Self(settings.map(|settings| Arc::new(CallbackAuth::new(settings))))
+    }
+}
+
+/// Hands out the signature checker: 503 while callbacks are disabled. (The signature covers the
+/// body, so it is checked once the body is read.)
+impl Gate for Callbacks {
+    type Pass = Arc<CallbackAuth>;
+
+    fn admit(&self, _: &Parts) -> Result<Self::Pass, ApiError> {
+        self.0
+            .clone()
+            .ok_or(ApiError::Disabled("callbacks are disabled: set HERALD_CALLBACK_SECRET to enable them"))
+    }
+}
+
+/// A callback's body; deserialising it validates it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackBody {
+    status: Outcome,
+    #[serde(default)]
+    result: Value,
+}
+
+/// How a job may end.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Outcome {
+    Done,
+    Failed,
+}
+
+impl From<Outcome> for JobStatus {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Done => Self::Done,
+            Outcome::Failed => Self::Failed,
+        }
+    }
+}
+
+pub(crate) async fn job_finished(
+    Admitted(auth): Admitted<Callbacks>,
+    State(jobs): State<JobService>,
+    PathParams(job_id): PathParams<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Some(callbacks) = state.callbacks.as_deref() else {
-        return Err(ApiError::Disabled("callbacks are disabled: set HERALD_CALLBACK_SECRET to enable them"));
-    };
-    let raw = body_bytes(body, state.max_body)?;
+    RawBody(raw): RawBody,
+) -> Result<Json<Value>, ApiError> {
     let header = headers.get(signature::HEADER).map(|value| value.to_str().unwrap_or("\u{fffd}"));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
-    let verified = signature::verify(callbacks.secret.as_bytes(), header, &raw, now, callbacks.tolerance)
-        .and_then(|signature| callbacks.replays.first_use(signature));
-    match verified {
-        Ok(()) => {}
-        Err(SignatureError::Malformed) => {
-            return Err(ApiError::invalid("Herald-Signature", SignatureError::Malformed.message()))
-        }
-        Err(err) => return Err(ApiError::Unauthorized(err.message())),
-    }
-
+    auth.check(header, &raw, now).map_err(|err| match err {
+        SignatureError::Malformed => ApiError::invalid("Herald-Signature", err.message()),
+        err => ApiError::Unauthorized(err.message()),
+    })?;
     require_json(&headers)?;
-    let body = json_object(&raw)?;
-    let status = match body.get("status").and_then(Value::as_str) {
-        Some("done") => JobStatus::Done,
-        Some("failed") => JobStatus::Failed,
-        _ => return Err(ApiError::invalid("status", "must be \"done\" or \"failed\"")),
-    };
-    let result = body.get("result").cloned().unwrap_or(Value::Null).to_string();
+    let body: CallbackBody = decode_json(&raw)?;
 
-    let (view, id) =
-        finish_and_announce(&state.jobs, &state.hub, &job_id, status, result).map_err(|err| match err {
+    let finished =
+        jobs.finish(&job_id, body.status.into(), body.result.to_string()).map_err(|err| match err {
             FinishError::Unknown => ApiError::NotFound(format!("no job {job_id:.64} is known")),
             FinishError::AlreadyFinished => ApiError::Conflict(format!("job {job_id} has already finished")),
         })?;
-    Ok((StatusCode::OK, Json(json!({ "id": id.to_string(), "job": view }))))
+    Ok(Json(json!({ "id": finished.event_id.to_string(), "job": finished.view })))
 }

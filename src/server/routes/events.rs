@@ -1,16 +1,19 @@
 //! `GET /events?topic=a&topic=b`: any number of topics (up to the limit) on one SSE connection,
 //! resumable with `Last-Event-ID` (header) or `lastEventId` (query).
 
+use std::sync::Arc;
+
 use axum::{extract::State, response::Response};
 
 use super::stream_request::StreamRequest;
-use crate::server::{error::ApiError, event::Topic, AppState};
+use crate::server::{error::ApiError, event::Topic, hub::Hub, sse::Streams};
 
-pub async fn event_stream(
-    State(state): State<AppState>,
+pub(crate) async fn event_stream(
+    State(streams): State<Streams>,
+    State(hub): State<Arc<Hub>>,
     StreamRequest { session, query, resume }: StreamRequest,
 ) -> Result<Response, ApiError> {
-    let topics = parse_topics(&query, state.max_topics)?;
+    let topics = parse_topics(&query, streams.max_topics())?;
     if topics.is_empty() {
         return Err(ApiError::invalid("topic", "name at least one topic: /events?topic=NAME"));
     }
@@ -19,13 +22,13 @@ pub async fn event_stream(
         return Err(ApiError::Forbidden(format!("topic {foreign} belongs to another session")));
     }
 
-    let slot = state.streams.reserve()?;
-    let subscription = state.hub.subscribe(topics, resume.as_deref());
-    Ok(state.streams.respond(subscription.into_stream(), slot))
+    let slot = streams.reserve()?;
+    let subscription = hub.subscribe(topics, resume.as_deref());
+    Ok(streams.respond(subscription.into_stream(), slot))
 }
 
 /// The `topic` parameters of a query, each once, in order; other parameters are ignored.
-pub fn parse_topics(query: &str, max_topics: usize) -> Result<Vec<Topic>, ApiError> {
+fn parse_topics(query: &str, max_topics: usize) -> Result<Vec<Topic>, ApiError> {
     let mut topics = Vec::new();
     for (_, value) in form_urlencoded::parse(query.as_bytes()).filter(|(key, _)| key == "topic") {
         let topic = Topic::parse(&value)?;
@@ -46,9 +49,9 @@ pub fn parse_topics(query: &str, max_topics: usize) -> Result<Vec<Topic>, ApiErr
 mod tests {
     use super::*;
 
-    fn field_of(result: Result<Vec<Topic>, ApiError>) -> &'static str {
+    fn field_of(result: Result<Vec<Topic>, ApiError>) -> String {
         match result {
-            Err(ApiError::Invalid(invalid)) => invalid.field,
+            Err(ApiError::Invalid(invalid)) => invalid.field.into_owned(),
             other => panic!("expected a 400, got {other:?}"),
         }
     }

@@ -3,6 +3,6 @@
 use axum::Json;
 use serde_json::{json, Value};
 
-pub async fn health() -> Json<Value> {
+pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }

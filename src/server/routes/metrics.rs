@@ -3,14 +3,20 @@
 //! The numbers live in the hub and the stream limiter, per instance; rendering five of them does
 //! not need a global recorder, which would also mix up the many servers a test process runs.
 
-use std::{fmt::Write, sync::atomic::Ordering};
+use std::{
+    fmt::Write,
+    sync::{atomic::Ordering, Arc},
+};
 
 use axum::{extract::State, http::header, response::IntoResponse};
 
-use crate::server::AppState;
+use crate::server::{hub::Hub, sse::Streams};
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let stats = &state.hub.stats;
+pub(crate) async fn metrics(
+    State(hub): State<Arc<Hub>>,
+    State(streams): State<Streams>,
+) -> impl IntoResponse {
+    let stats = &hub.stats;
     let mut text = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
@@ -19,14 +25,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "herald_streams_open",
         "gauge",
         "Open SSE streams (/remote and /events).",
-        state.streams.open() as u64,
+        streams.open_count() as u64,
     );
-    metric(
-        "herald_subscribers",
-        "gauge",
-        "Subscriptions registered in the hub.",
-        state.hub.subscribers() as u64,
-    );
+    metric("herald_subscribers", "gauge", "Subscriptions registered in the hub.", hub.subscribers() as u64);
     metric(
         "herald_events_published_total",
         "counter",

@@ -1,9 +1,172 @@
-//! One module per HTTP route that is not a Leptos page.
+//! The whole HTTP surface: [`router`] mounts one module per route that is not a Leptos page,
+//! the page and its server functions, static assets, and the 404 page.
 
-pub mod callbacks;
-pub mod events;
-pub mod health;
-pub mod metrics;
-pub mod publish;
-pub mod remote;
-pub mod stream_request;
+pub(crate) mod callbacks;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod publish;
+pub(crate) mod remote;
+pub(crate) mod stream_request;
+
+use axum::{
+    extract::DefaultBodyLimit,
+    middleware,
+    routing::{get, on, post, MethodFilter},
+    Router,
+};
+use leptos::{context::provide_context, server_fn::axum::server_fn_paths};
+use tower_http::trace::TraceLayer;
+
+use super::{session, state::AppState};
+use crate::app::{not_found, shell};
+
+pub(crate) fn router(state: AppState) -> Router {
+    // Leptos renders and resolves resources on its global executor. Setting it again (one test
+    // process builds many routers) is refused harmlessly.
+    let _ = any_spawner::Executor::init_tokio();
+    // The server functions find the job service in the Leptos context.
+    let provide_jobs = {
+        let jobs = state.jobs().clone();
+        move || provide_context(jobs.clone())
+    };
+    let home = {
+        let options = state.leptos_options().clone();
+        move || shell(options.clone())
+    };
+    // The JSON extractors read at most the body limit themselves; this keeps axum's own 2 MB
+    // default from refusing first with a plain-text answer.
+    let body_limit = DefaultBodyLimit::max(state.body_limit().0.saturating_add(1));
+    // What a browser uses gets a session cookie; the server-to-server API and static files do not.
+    let browser_routes = Router::new()
+        .route("/remote", get(remote::page_stream))
+        .route("/events", get(events::event_stream))
+        .route("/", get(leptos_axum::render_app_to_stream_with_context(provide_jobs.clone(), home)));
+    // Each server function at its own path and method, so that any other path under /api is a
+    // plain 404 like everywhere else.
+    let browser_routes = server_fn_paths()
+        .fold(browser_routes, |routes, (path, method)| {
+            let provide_jobs = provide_jobs.clone();
+            let handler = move |request| leptos_axum::handle_server_fns_with_context(provide_jobs, request);
+            let method = MethodFilter::try_from(method).expect("server functions use standard methods");
+            routes.route(path, on(method, handler))
+        })
+        .layer(middleware::from_fn(session::ensure_session));
+    browser_routes
+        .route("/publish", post(publish::publish).layer(body_limit))
+        .route("/callbacks/{job_id}", post(callbacks::job_finished).layer(body_limit))
+        .route("/healthz", get(health::health))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The router on its own, without a socket, as axum's `testing` example drives it: one request
+/// at a time through `oneshot`, for the routes that answer at once.
+#[cfg(test)]
+mod tests {
+    use axum::{
+        body::Body,
+        http::{header, Request, StatusCode},
+    };
+    use clap::Parser;
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::server::config::Config;
+
+    fn app(adjust: impl FnOnce(&mut Config)) -> Router {
+        let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
+        config.publish_token = Some("token".to_owned());
+        adjust(&mut config);
+        let options = leptos::config::LeptosOptions::builder().output_name("herald").build();
+        router(AppState::new(&config, options, &CancellationToken::new()))
+    }
+
+    async fn answer(
+        router: Router,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = router.oneshot(request).await.expect("the router answers");
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    fn post_json(path: &str, token: Option<&str>, body: &str) -> Request<Body> {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn healthz_says_ok() {
+        let (status, _, body) =
+            answer(app(|_| {}), Request::get("/healthz").body(Body::empty()).unwrap()).await;
+        assert_eq!((status, body), (StatusCode::OK, serde_json::json!({"status": "ok"})));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_prometheus_text() {
+        let response =
+            app(|_| {}).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+        let text = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert!(String::from_utf8_lossy(&text).contains("herald_streams_open 0"));
+    }
+
+    #[tokio::test]
+    async fn a_publish_without_the_token_is_unauthorized_before_its_body_is_read() {
+        let (status, headers, body) = answer(app(|_| {}), post_json("/publish", None, "not even JSON")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(body["error"], "unauthorized");
+    }
+
+    #[tokio::test]
+    async fn a_publish_with_the_token_is_accepted() {
+        let (status, _, body) =
+            answer(app(|_| {}), post_json("/publish", Some("token"), r#"{"topic":"a","data":"x"}"#)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!((body["subscribers"].as_u64(), body["duplicate"].as_bool()), (Some(0), Some(false)));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_gets_413_as_json() {
+        let (status, _, body) = answer(
+            app(|config| config.max_body = 16),
+            post_json("/publish", Some("token"), r#"{"topic":"a","data":"more than sixteen bytes"}"#),
+        )
+        .await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("too-large")));
+    }
+
+    #[tokio::test]
+    async fn callbacks_are_disabled_without_a_secret_and_say_which_setting_enables_them() {
+        let (status, _, body) = answer(app(|_| {}), post_json("/callbacks/x", None, "{}")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body["message"].as_str().unwrap().contains("HERALD_CALLBACK_SECRET"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_path_that_is_not_utf8_gets_a_json_400() {
+        let (status, _, body) = answer(
+            app(|config| config.callback_secret = Some("secret".to_owned())),
+            post_json("/callbacks/%FF", None, "{}"),
+        )
+        .await;
+        assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("path")));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_server_function_path_is_a_plain_404() {
+        let response =
+            app(|_| {}).oneshot(Request::post("/api/nope").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,54 +1,71 @@
 //! `POST /publish`: a backend hands Herald an event for a topic, with a bearer token.
 //!
 //! Body: `{"topic": "...", "event": "..."?, "data": ...}`. `data` is text; any other JSON value
-//! is sent as its compact JSON text. Answers `202 {"id", "subscribers"}`.
+//! is sent as its compact JSON text. Answers `202 {"id", "subscribers", "duplicate"}`.
+
+use std::{num::NonZeroU32, sync::Arc};
 
 use axum::{
-    body::Bytes,
-    extract::{rejection::BytesRejection, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::State,
+    http::{header, request::Parts, HeaderMap, StatusCode},
     Json,
 };
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::server::{
-    error::{body_bytes, ApiError},
-    event::{EventName, InvalidField, Topic},
-    AppState,
+    error::ApiError,
+    event::{EventName, IdempotencyKey, NewEvent, Topic},
+    extract::{Admitted, Gate, JsonBody},
+    hub::Hub,
 };
 
-pub async fn publish(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Some(token) = state.publish_token.as_deref() else {
-        return Err(ApiError::Disabled("publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it"));
-    };
-    authorize(&headers, token)?;
-    require_json(&headers)?;
-    let body = json_object(&body_bytes(body, state.max_body)?)?;
-    let request = PublishRequest::from_object(&body)?;
-    let idempotency_key = idempotency_key(&headers)?;
-    if let Err(not_until) = state.publish_rate.check() {
-        let retry_after = not_until.wait_time_from(governor::clock::Clock::now(state.publish_rate.clock()));
-        return Err(ApiError::Busy {
-            message: "the hub is over its publish rate (HERALD_MAX_PUBLISH_RATE); retry later".to_owned(),
-            retry_after,
-        });
+/// What publishing is configured with.
+#[derive(Clone, Debug)]
+pub(crate) struct PublishSettings {
+    /// The bearer token publishers present; publishing is disabled without one.
+    pub token: Option<String>,
+    /// Events accepted per second across all publishers, and as a burst.
+    pub max_rate: NonZeroU32,
+}
+
+/// Who may publish, and how fast (a sub-state).
+#[derive(Clone)]
+pub(crate) struct Publishing {
+    token: Option<Arc<str>>,
+    rate: Arc<governor::DefaultDirectRateLimiter>,
+}
+
+impl Publishing {
+    pub(crate) fn new(settings: PublishSettings) -> Self {
+        Self {
+            token: settings.token.map(Arc::from),
+            rate: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(settings.max_rate))),
+        }
     }
 
-    let published = state.hub.publish(&request.topic, request.event.as_ref(), &request.data, idempotency_key);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "id": published.id.to_string(),
-            "subscribers": published.subscribers,
-            "duplicate": published.duplicate,
-        })),
-    ))
+    /// 503 with `Retry-After` when the publish rate is used up for now.
+    fn admit(&self) -> Result<(), ApiError> {
+        self.rate.check().map_err(|not_until| ApiError::Busy {
+            message: "the hub is over its publish rate (HERALD_MAX_PUBLISH_RATE); retry later".to_owned(),
+            retry_after: not_until.wait_time_from(governor::clock::Clock::now(self.rate.clock())),
+        })
+    }
+}
+
+/// Lets through callers that present the publish token: 503 while publishing is disabled, 401
+/// without the right token.
+impl Gate for Publishing {
+    type Pass = ();
+
+    fn admit(&self, head: &Parts) -> Result<(), ApiError> {
+        let Some(token) = self.token.as_deref() else {
+            return Err(ApiError::Disabled("publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it"));
+        };
+        authorize(&head.headers, token)
+    }
 }
 
 /// Checks `Authorization: Bearer <token>`. Both sides are hashed first, so the comparison takes
@@ -67,91 +84,62 @@ fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
     }
 }
 
-/// 415 unless the request says its body is `application/json`.
-pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(ApiError::NotJson)
-    }
-}
-
-/// The bytes of a body as a JSON object.
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, InvalidField> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(InvalidField::new("body", "must be a JSON object")),
-        Err(err) => Err(InvalidField::new("body", format!("is not valid JSON: {err}"))),
-    }
-}
-
-/// The optional `Idempotency-Key`: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
-    }
-    Ok(value.to_str().ok())
-}
-
-/// A publish request whose every field has been validated.
-#[derive(Debug, PartialEq)]
+/// A publish request; deserialising it validates every field.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PublishRequest {
     pub topic: Topic,
+    #[serde(default)]
     pub event: Option<EventName>,
+    #[serde(deserialize_with = "text_or_json")]
     pub data: String,
 }
 
-impl PublishRequest {
-    /// Parses a raw body; what the fuzz target feeds arbitrary bytes to.
-    pub fn from_json(body: &[u8]) -> Result<Self, InvalidField> {
-        Self::from_object(&json_object(body)?)
-    }
+/// Text as it is; any other JSON value as its compact JSON text.
+fn text_or_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => text,
+        other => other.to_string(),
+    })
+}
 
-    fn from_object(body: &Map<String, Value>) -> Result<Self, InvalidField> {
-        if let Some(unknown) = body.keys().find(|key| !matches!(key.as_str(), "topic" | "event" | "data")) {
-            return Err(InvalidField::new("body", format!("has an unknown field {unknown:?}")));
-        }
-        let topic = match body.get("topic") {
-            Some(Value::String(topic)) => Topic::parse(topic)?,
-            Some(_) => return Err(InvalidField::new("topic", "must be a string")),
-            None => return Err(InvalidField::new("topic", "is missing")),
-        };
-        let event = match body.get("event") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(name)) => Some(EventName::parse(name)?),
-            Some(_) => return Err(InvalidField::new("event", "must be a string")),
-        };
-        let data = match body.get("data") {
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
-            None => return Err(InvalidField::new("data", "is missing")),
-        };
-        Ok(Self { topic, event, data })
-    }
+pub(crate) async fn publish(
+    _: Admitted<Publishing>,
+    State(publishing): State<Publishing>,
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PublishRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let idempotency_key =
+        headers.get("idempotency-key").map(|value| IdempotencyKey::parse(value.as_bytes())).transpose()?;
+    publishing.admit()?;
+
+    let PublishRequest { topic, event: name, data } = request;
+    let published = hub.publish(NewEvent { topic, name, data, idempotency_key });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "id": published.id.to_string(),
+            "subscribers": published.subscribers,
+            "duplicate": published.duplicate,
+        })),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::extract::decode_json;
 
-    fn parse(body: Value) -> Result<PublishRequest, InvalidField> {
-        let Value::Object(object) = body else { panic!("not an object") };
-        PublishRequest::from_object(&object)
+    fn parse(body: Value) -> Result<PublishRequest, crate::server::event::InvalidField> {
+        decode_json(body.to_string().as_bytes())
     }
 
     #[test]
     fn text_data_is_kept_as_is_and_json_data_as_compact_text() {
         assert_eq!(parse(json!({"topic": "a", "data": " x\ny"})).unwrap().data, " x\ny");
         assert_eq!(parse(json!({"topic": "a", "data": {"k": [1, 2]}})).unwrap().data, r#"{"k":[1,2]}"#);
+        assert_eq!(parse(json!({"topic": "a", "data": null})).unwrap().data, "null");
     }
 
     #[test]
@@ -164,6 +152,8 @@ mod tests {
             (json!({"topic": "a", "event": "a\nb", "data": "x"}), "event"),
             (json!({"topic": "a", "event": 1, "data": "x"}), "event"),
             (json!({"topic": "a", "data": "x", "evnt": "typo"}), "body"),
+            // The fields in order, as serde would take them for a tuple: still not an object.
+            (json!(["a", null, "x"]), "body"),
         ] {
             assert_eq!(parse(body.clone()).unwrap_err().field, field, "{body}");
         }

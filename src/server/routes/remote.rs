@@ -2,28 +2,38 @@
 //! every wall-clock second, unnamed and without ids) and the caller's private session topic
 //! (named events with ids, resumable with `Last-Event-ID` exactly as on `/events`).
 
+use std::sync::Arc;
+
 use axum::{extract::State, response::Response};
 use futures::{future, stream, Stream, StreamExt};
 use tokio_stream::wrappers::WatchStream;
 
 use super::stream_request::StreamRequest;
-use crate::server::{clock::Tick, error::ApiError, AppState};
+use crate::server::{
+    clock::{Clock, FramedTick},
+    error::ApiError,
+    hub::Hub,
+    sse::Streams,
+};
 
-pub async fn clock_stream(
-    State(state): State<AppState>,
+pub(crate) async fn page_stream(
+    State(streams): State<Streams>,
+    State(hub): State<Arc<Hub>>,
+    State(clock): State<Clock>,
     StreamRequest { session, resume, .. }: StreamRequest,
 ) -> Result<Response, ApiError> {
-    let slot = state.streams.reserve()?;
-    let session_events = state.hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream();
+    let slot = streams.reserve()?;
+    let session_events = hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream();
 
-    let ticks = WatchStream::from_changes(state.clock.clone());
-    let first = Tick::now();
+    let ticks = WatchStream::from_changes(clock);
+    let first = FramedTick::now();
     // A second boundary the clock stamped just before `first` may still be in flight; dropping
     // it keeps the ticks of every stream strictly increasing.
-    let later_ticks = ticks.filter(move |tick| future::ready(tick.at > first.at)).map(|tick| tick.frame);
+    let later_ticks =
+        ticks.filter(move |later| future::ready(later.tick > first.tick)).map(|later| later.frame);
     let clock = stream::once(future::ready(first.frame)).chain(later_ticks);
 
-    Ok(state.streams.respond(until_either_ends(clock, session_events), slot))
+    Ok(streams.respond(until_either_ends(clock, session_events), slot))
 }
 
 /// Interleaves two streams and ends as soon as either does: when the hub drops a slow subscriber

@@ -9,7 +9,7 @@ use axum::{
 
 use crate::server::session::Session;
 
-pub struct StreamRequest {
+pub(crate) struct StreamRequest {
     pub session: Session,
     pub query: String,
     /// The id after which the client wants events, if it named one.

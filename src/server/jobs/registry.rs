@@ -1,31 +1,35 @@
-//! The job registry: which session started which job, and how each one ended.
+//! The job registry: which session started which job, how each one ended, and the cancel switch
+//! of the timer that would fail it.
 //!
 //! Bounded: past `max_jobs`, starting a job forgets the oldest finished one, and when every job
 //! is still running a new one is refused.
 
-use std::{collections::HashMap, time::Instant};
+use std::{collections::HashMap, fmt, time::Instant};
 
 use chrono::Utc;
 use parking_lot::Mutex;
-use rand::RngCore;
+use tokio_util::sync::CancellationToken;
 
-use super::event::{EventId, EventName, Topic};
-use super::hub::Hub;
-use super::AppState;
-use crate::jobs::{JobStatus, JobView};
-use crate::tick;
+use crate::protocol::{JobStatus, JobView};
+use crate::server::{event::Topic, random};
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum FinishError {
+pub(crate) enum FinishError {
     Unknown,
     AlreadyFinished,
 }
 
 /// Every job is running and the registry is full.
 #[derive(Debug, PartialEq, Eq)]
-pub struct RegistryFull;
+pub(crate) struct RegistryFull;
 
-pub struct Jobs {
+impl fmt::Display for RegistryFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("every job slot is busy; try again in a moment")
+    }
+}
+
+pub(crate) struct Registry {
     max_jobs: usize,
     jobs: Mutex<HashMap<String, Job>>,
 }
@@ -34,15 +38,18 @@ struct Job {
     session: Topic,
     started: Instant,
     view: JobView,
+    /// Cancelled when the job finishes, so that its timer stops waiting.
+    timer: CancellationToken,
 }
 
-impl Jobs {
-    pub fn new(max_jobs: usize) -> Self {
+impl Registry {
+    pub(crate) fn new(max_jobs: usize) -> Self {
         Self { max_jobs, jobs: Mutex::default() }
     }
 
-    /// Registers a running job for the session whose private topic is `session`.
-    pub fn start(&self, session: Topic) -> Result<JobView, RegistryFull> {
+    /// Registers a running job for the session whose private topic is `session`; finishing it
+    /// cancels `timer`.
+    pub(crate) fn start(&self, session: Topic, timer: CancellationToken) -> Result<JobView, RegistryFull> {
         let mut jobs = self.jobs.lock();
         if jobs.len() >= self.max_jobs {
             let oldest_finished = jobs
@@ -53,21 +60,20 @@ impl Jobs {
                 .ok_or(RegistryFull)?;
             jobs.remove(&oldest_finished);
         }
-        let mut bits = [0u8; 16];
-        rand::rng().fill_bytes(&mut bits);
         let view = JobView {
-            id: hex::encode(bits),
+            id: random::hex_128(),
             status: JobStatus::Running,
-            started_at: tick::encode(Utc::now()),
+            started_at: Utc::now(),
             took_ms: None,
             result: None,
         };
-        jobs.insert(view.id.clone(), Job { session, started: Instant::now(), view: view.clone() });
+        jobs.insert(view.id.clone(), Job { session, started: Instant::now(), view: view.clone(), timer });
         Ok(view)
     }
 
-    /// Marks a running job finished; returns its session's topic and its final view.
-    pub fn finish(
+    /// Marks a running job finished and stops its timer; returns its session's topic and its
+    /// final view.
+    pub(crate) fn finish(
         &self,
         id: &str,
         status: JobStatus,
@@ -81,11 +87,12 @@ impl Jobs {
         job.view.status = status;
         job.view.took_ms = Some(job.started.elapsed().as_millis() as u64);
         job.view.result = Some(result);
+        job.timer.cancel();
         Ok((job.session.clone(), job.view.clone()))
     }
 
     /// The jobs of one session, newest first.
-    pub fn of_session(&self, session: &Topic) -> Vec<JobView> {
+    pub(crate) fn of_session(&self, session: &Topic) -> Vec<JobView> {
         let mut views: Vec<_> = self
             .jobs
             .lock()
@@ -93,44 +100,9 @@ impl Jobs {
             .filter(|job| &job.session == session)
             .map(|job| job.view.clone())
             .collect();
-        views.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        views.sort_by_key(|view| std::cmp::Reverse(view.started_at));
         views
     }
-}
-
-/// Finishes a job and tells its session with a `job` event carrying the final view.
-pub fn finish_and_announce(
-    jobs: &Jobs,
-    hub: &Hub,
-    id: &str,
-    status: JobStatus,
-    result: String,
-) -> Result<(JobView, EventId), FinishError> {
-    let (session, view) = jobs.finish(id, status, result)?;
-    let data = serde_json::to_string(&view).expect("a job view serialises");
-    let name = EventName::parse("job").expect("a valid name");
-    let published = hub.publish(&session, Some(&name), &data, None);
-    Ok((view, published.id))
-}
-
-/// Fails the job `id` unless a callback finishes it within the job timeout: a worker that dies,
-/// or whose callbacks never get through, must not leave a job running forever on the page.
-/// A callback that arrives later gets 409, as for any finished job.
-pub fn fail_unless_called_back(state: &AppState, id: String) {
-    let (jobs, hub, timeout, shutdown) =
-        (state.jobs.clone(), state.hub.clone(), state.job_timeout, state.shutdown.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            () = tokio::time::sleep(timeout) => {
-                let waited = humantime::format_duration(timeout);
-                let result = serde_json::json!({ "error": format!("no callback within {waited}") });
-                if finish_and_announce(&jobs, &hub, &id, JobStatus::Failed, result.to_string()).is_ok() {
-                    tracing::warn!(job = %id, %waited, "no callback: the job is marked failed");
-                }
-            }
-            () = shutdown.cancelled() => {}
-        }
-    });
 }
 
 #[cfg(test)]
@@ -141,10 +113,15 @@ mod tests {
         Topic::parse(&format!("session.{name}")).unwrap()
     }
 
+    /// Starts a job whose timer nobody watches.
+    fn start(jobs: &Registry, session: Topic) -> Result<JobView, RegistryFull> {
+        jobs.start(session, CancellationToken::new())
+    }
+
     #[test]
     fn a_job_finishes_once_and_only_if_known() {
-        let jobs = Jobs::new(10);
-        let job = jobs.start(session("a")).unwrap();
+        let jobs = Registry::new(10);
+        let job = start(&jobs, session("a")).unwrap();
 
         let (topic, done) = jobs.finish(&job.id, JobStatus::Done, "42".into()).unwrap();
         assert_eq!((topic, done.status, done.result.as_deref()), (session("a"), JobStatus::Done, Some("42")));
@@ -158,23 +135,35 @@ mod tests {
     }
 
     #[test]
+    fn finishing_a_job_stops_its_timer() {
+        let jobs = Registry::new(10);
+        let timer = CancellationToken::new();
+        let job = jobs.start(session("a"), timer.clone()).unwrap();
+        assert!(!timer.is_cancelled());
+
+        jobs.finish(&job.id, JobStatus::Done, "42".into()).unwrap();
+
+        assert!(timer.is_cancelled());
+    }
+
+    #[test]
     fn sessions_see_only_their_own_jobs() {
-        let jobs = Jobs::new(10);
-        let mine = jobs.start(session("a")).unwrap();
-        jobs.start(session("b")).unwrap();
+        let jobs = Registry::new(10);
+        let mine = start(&jobs, session("a")).unwrap();
+        start(&jobs, session("b")).unwrap();
         assert_eq!(jobs.of_session(&session("a")), vec![mine]);
     }
 
     #[test]
     fn a_full_registry_forgets_the_oldest_finished_job_or_refuses() {
-        let jobs = Jobs::new(2);
-        let old = jobs.start(session("a")).unwrap();
-        let running = jobs.start(session("a")).unwrap();
+        let jobs = Registry::new(2);
+        let old = start(&jobs, session("a")).unwrap();
+        let running = start(&jobs, session("a")).unwrap();
         jobs.finish(&old.id, JobStatus::Done, "ok".into()).unwrap();
 
-        let new = jobs.start(session("a")).unwrap();
+        let new = start(&jobs, session("a")).unwrap();
         let ids: Vec<_> = jobs.of_session(&session("a")).into_iter().map(|job| job.id).collect();
         assert!(ids.contains(&running.id) && ids.contains(&new.id) && !ids.contains(&old.id), "{ids:?}");
-        assert_eq!(jobs.start(session("a")), Err(RegistryFull));
+        assert_eq!(start(&jobs, session("a")), Err(RegistryFull));
     }
 }

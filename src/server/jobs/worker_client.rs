@@ -5,13 +5,13 @@ use std::time::Duration;
 use serde_json::json;
 
 #[derive(Clone, Debug)]
-pub struct WorkerClient {
+pub(crate) struct WorkerClient {
     http: reqwest::Client,
     jobs_url: String,
 }
 
 impl WorkerClient {
-    pub fn new(worker_url: &str) -> Self {
+    pub(crate) fn new(worker_url: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -20,7 +20,7 @@ impl WorkerClient {
     }
 
     /// Hands the job to the worker; the worker answers at once and works in the background.
-    pub async fn dispatch(&self, job_id: &str, callback_url: &str) -> Result<(), String> {
+    pub(crate) async fn dispatch(&self, job_id: &str, callback_url: &str) -> Result<(), String> {
         let response = self
             .http
             .post(&self.jobs_url)

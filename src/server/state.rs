@@ -1,0 +1,65 @@
+//! The server's state: every service, built from the configuration alone (no socket needed), and
+//! the sub-states handlers take through axum's `FromRef`, so each sees only what it uses.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    clock::{self, Clock},
+    config::Config,
+    extract::BodyLimit,
+    hub::Hub,
+    jobs::JobService,
+    routes::{callbacks::Callbacks, publish::Publishing},
+    sse::Streams,
+};
+
+#[derive(Clone, FromRef)]
+pub(crate) struct AppState {
+    leptos_options: LeptosOptions,
+    clock: Clock,
+    hub: Arc<Hub>,
+    streams: Streams,
+    publishing: Publishing,
+    callbacks: Callbacks,
+    jobs: JobService,
+    body_limit: BodyLimit,
+}
+
+impl AppState {
+    /// Builds every service from `config` and starts their background tasks (the clock, the job
+    /// timers), each of which stops when `shutdown` is cancelled. The worker calls back the
+    /// public URL, by default `leptos_options.site_addr`, so give that the bound address.
+    pub(crate) fn new(config: &Config, leptos_options: LeptosOptions, shutdown: &CancellationToken) -> Self {
+        let callback_base = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", leptos_options.site_addr),
+        };
+        let hub = Hub::new(Hub::new_incarnation(), config.hub_settings());
+        Self {
+            leptos_options,
+            clock: clock::spawn(shutdown.clone()),
+            streams: Streams::new(config.stream_settings(), shutdown.clone()),
+            publishing: Publishing::new(config.publish_settings()),
+            callbacks: Callbacks::new(config.callback_settings()),
+            jobs: JobService::new(config.job_settings(callback_base), Arc::clone(&hub), shutdown.clone()),
+            body_limit: BodyLimit(config.max_body),
+            hub,
+        }
+    }
+
+    pub(crate) fn leptos_options(&self) -> &LeptosOptions {
+        &self.leptos_options
+    }
+
+    pub(crate) fn jobs(&self) -> &JobService {
+        &self.jobs
+    }
+
+    pub(crate) fn body_limit(&self) -> BodyLimit {
+        self.body_limit
+    }
+}

@@ -1,0 +1,21 @@
+//! The one door for the crate's own tests, benchmarks and fuzz targets (feature `testing`): real
+//! servers to test against, measuring helpers, and the internals they exercise directly.
+//! Nothing here is part of the server.
+
+mod measure;
+mod server;
+
+pub use measure::{median, millis, resident_kib};
+pub use server::{
+    gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker,
+    RunningBinary, TestApp, CALLBACK_SECRET, PATIENCE, TOKEN,
+};
+
+pub use crate::protocol::{JobStatus, JobView, Tick};
+pub use crate::server::{
+    event::{frame, EventId, EventName, IdempotencyKey, NewEvent, Topic},
+    extract::decode_json,
+    hub::{Hub, HubSettings},
+    routes::publish::PublishRequest,
+    signature::{sign, verify, SignatureHeader},
+};
