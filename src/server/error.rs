@@ -15,14 +15,20 @@ use super::event::InvalidField;
 pub(crate) enum ApiError {
     /// 400: a field of the request is malformed.
     Invalid(InvalidField),
-    /// 401: missing or wrong credentials.
+    /// 401: a missing or wrong bearer token; the answer names the scheme in `WWW-Authenticate`.
     Unauthorized(&'static str),
+    /// 401: a missing, wrong or used callback signature. Not a bearer scheme, so no
+    /// `WWW-Authenticate`.
+    BadSignature(&'static str),
     /// 403: the credentials are fine but do not reach this resource.
     Forbidden(String),
     /// 404.
     NotFound(String),
     /// 409: the request conflicts with what already happened.
     Conflict(String),
+    /// 422: well-formed, but it contradicts an earlier request (an idempotency key reused for a
+    /// different event).
+    IdempotencyKeyReused(String),
     /// 413: the body is over the limit.
     TooLarge { limit: usize },
     /// 415: the body is not JSON.
@@ -41,10 +47,11 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Disabled(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,10 +61,11 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid",
-            Self::Unauthorized(_) => "unauthorized",
+            Self::Unauthorized(_) | Self::BadSignature(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
+            Self::IdempotencyKeyReused(_) => "idempotency-key-reused",
             Self::TooLarge { .. } => "too-large",
             Self::NotJson => "not-json",
             Self::Disabled(_) => "disabled",
@@ -68,8 +76,13 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::Invalid(invalid) => format!("{}: {}", invalid.field, invalid.reason),
-            Self::Unauthorized(message) | Self::Disabled(message) => (*message).to_owned(),
-            Self::Forbidden(message) | Self::NotFound(message) | Self::Conflict(message) => message.clone(),
+            Self::Unauthorized(message) | Self::BadSignature(message) | Self::Disabled(message) => {
+                (*message).to_owned()
+            }
+            Self::Forbidden(message)
+            | Self::NotFound(message)
+            | Self::Conflict(message)
+            | Self::IdempotencyKeyReused(message) => message.clone(),
             Self::TooLarge { limit } => format!("the body is over the limit of {limit} bytes"),
             Self::NotJson => "the body must be JSON (Content-Type: application/json)".to_owned(),
             Self::Busy { message, .. } => message.clone(),

@@ -136,28 +136,22 @@ impl IdempotencyKey {
     }
 }
 
-/// An event to publish: where it goes, what it is called, what it says, and optionally the key
-/// that makes publishing it again a no-op.
+/// An event to publish: where it goes, what it is called, and what it says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
     pub topic: Topic,
     pub name: Option<EventName>,
     pub data: String,
-    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl NewEvent {
-    /// An unnamed event (a `message` to an `EventSource`) without an idempotency key.
+    /// An unnamed event: a `message` to an `EventSource`.
     pub fn new(topic: Topic, data: impl Into<String>) -> Self {
-        Self { topic, name: None, data: data.into(), idempotency_key: None }
+        Self { topic, name: None, data: data.into() }
     }
 
     pub fn named(self, name: EventName) -> Self {
         Self { name: Some(name), ..self }
-    }
-
-    pub fn with_idempotency_key(self, key: IdempotencyKey) -> Self {
-        Self { idempotency_key: Some(key), ..self }
     }
 }
 

@@ -19,6 +19,7 @@ use std::{
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -66,7 +67,8 @@ struct State {
     /// The highest sequence number the history has forgotten (0: none yet).
     forgotten_through: u64,
     history: VecDeque<Stored>,
-    idempotency: HashMap<IdempotencyKey, EventId>,
+    /// Idempotency keys are scoped per topic, as Stripe scopes them per account.
+    idempotency: HashMap<(Topic, IdempotencyKey), Remembered>,
     next_subscriber: u64,
     /// Each subscriber's topics, to leave them when it goes.
     subscribers: HashMap<u64, Vec<Topic>>,
@@ -80,6 +82,20 @@ struct Stored {
     at: Instant,
     frame: Bytes,
     idempotency_key: Option<IdempotencyKey>,
+}
+
+/// What an idempotency key published: its id, and a digest of its name and data, so that the
+/// same key with another event is told apart from a retry.
+struct Remembered {
+    id: EventId,
+    digest: [u8; 32],
+}
+
+/// The idempotency key was used on this topic for a different event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyReused {
+    /// The id of the event the key published first.
+    pub first: EventId,
 }
 
 impl Hub {
@@ -97,23 +113,46 @@ impl Hub {
     /// Assigns the next id, frames the event once, keeps it in the history, and hands it to every
     /// subscriber of its topic that has room.
     pub fn publish(&self, event: NewEvent) -> Published {
-        let NewEvent { topic, name, data, idempotency_key } = event;
         let now = Instant::now();
         let mut state = self.state.lock();
         self.forget_old(&mut state, now);
-        if let Some(&id) = idempotency_key.as_ref().and_then(|key| state.idempotency.get(key)) {
-            return Published { id, subscribers: 0, duplicate: true };
-        }
+        self.append(&mut state, event, now, None)
+    }
 
+    /// Publishes `event` once per `key` and topic while the first event is in the history: a
+    /// retry with the same event answers the first one's id as a duplicate, and the same key
+    /// with a different event is refused.
+    pub(crate) fn publish_once(&self, event: NewEvent, key: IdempotencyKey) -> Result<Published, KeyReused> {
+        let digest = digest(&event);
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        self.forget_old(&mut state, now);
+        let scoped = (event.topic.clone(), key);
+        if let Some(first) = state.idempotency.get(&scoped) {
+            return match first.digest == digest {
+                true => Ok(Published { id: first.id, subscribers: 0, duplicate: true }),
+                false => Err(KeyReused { first: first.id }),
+            };
+        }
+        let published = self.append(&mut state, event, now, Some(scoped.1.clone()));
+        state.idempotency.insert(scoped, Remembered { id: published.id, digest });
+        Ok(published)
+    }
+
+    fn append(
+        &self,
+        state: &mut State,
+        event: NewEvent,
+        now: Instant,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Published {
+        let NewEvent { topic, name, data } = event;
         state.last_seq += 1;
         let id = self.id(state.last_seq);
         let frame = event::frame(Some(id), name.as_ref(), &data);
-        let subscribers = self.fan_out(&mut state, &topic, &frame);
-        if let Some(key) = &idempotency_key {
-            state.idempotency.insert(key.clone(), id);
-        }
+        let subscribers = self.fan_out(state, &topic, &frame);
         state.history.push_back(Stored { seq: id.seq, topic, at: now, frame, idempotency_key });
-        self.forget_old(&mut state, now);
+        self.forget_old(state, now);
         self.stats.published.fetch_add(1, Ordering::Relaxed);
         Published { id, subscribers, duplicate: false }
     }
@@ -219,10 +258,20 @@ impl Hub {
             let oldest = state.history.pop_front().expect("a front element");
             state.forgotten_through = oldest.seq;
             if let Some(key) = oldest.idempotency_key {
-                state.idempotency.remove(&key);
+                state.idempotency.remove(&(oldest.topic, key));
             }
         }
     }
+}
+
+/// What tells two events apart for an idempotency key: the name and the data. A name cannot hold
+/// a line break, so the separator keeps the two unambiguous.
+fn digest(event: &NewEvent) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(event.name.as_ref().map_or("", EventName::as_str));
+    hasher.update("\n");
+    hasher.update(&event.data);
+    hasher.finalize().into()
 }
 
 fn remove_subscriber(state: &mut State, key: u64) {
@@ -398,13 +447,34 @@ mod tests {
     #[test]
     fn an_idempotency_key_publishes_once_while_its_event_is_in_the_history() {
         let hub = Hub::new(1, HubSettings { history_len: 1, ..settings() });
-        let first = hub.publish(NewEvent::new(topic("a"), "x").with_idempotency_key(key("key-1")));
-        let again = hub.publish(NewEvent::new(topic("a"), "x").with_idempotency_key(key("key-1")));
+        let first = hub.publish_once(NewEvent::new(topic("a"), "x"), key("key-1")).unwrap();
+        let again = hub.publish_once(NewEvent::new(topic("a"), "x"), key("key-1")).unwrap();
         assert_eq!((again.id, again.duplicate), (first.id, true));
         assert_eq!(hub.last_id(), first.id);
 
         hub.publish(NewEvent::new(topic("a"), "pushes key-1 out"));
-        assert!(!hub.publish(NewEvent::new(topic("a"), "x").with_idempotency_key(key("key-1"))).duplicate);
+        assert!(!hub.publish_once(NewEvent::new(topic("a"), "x"), key("key-1")).unwrap().duplicate);
+    }
+
+    #[test]
+    fn an_idempotency_key_belongs_to_its_topic() {
+        let hub = Hub::new(1, settings());
+        let on_a = hub.publish_once(NewEvent::new(topic("a"), "x"), key("k")).unwrap();
+        let on_b = hub.publish_once(NewEvent::new(topic("b"), "x"), key("k")).unwrap();
+        assert!(!on_b.duplicate);
+        assert_ne!(on_a.id, on_b.id);
+    }
+
+    #[test]
+    fn an_idempotency_key_reused_for_another_event_is_refused() {
+        let hub = Hub::new(1, settings());
+        let first = hub.publish_once(NewEvent::new(topic("a"), "x"), key("k")).unwrap();
+        let other_data = hub.publish_once(NewEvent::new(topic("a"), "y"), key("k"));
+        let other_name =
+            hub.publish_once(NewEvent::new(topic("a"), "x").named(EventName::parse("n").unwrap()), key("k"));
+        assert_eq!(other_data, Err(KeyReused { first: first.id }));
+        assert_eq!(other_name, Err(KeyReused { first: first.id }));
+        assert_eq!(hub.last_id(), first.id, "a refused publish published nothing");
     }
 
     #[test]

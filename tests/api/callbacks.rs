@@ -121,6 +121,24 @@ async fn bad_callbacks_get_their_documented_status_and_a_json_error() {
 }
 
 #[tokio::test]
+async fn a_refused_signature_is_a_401_that_does_not_ask_for_a_bearer_token() {
+    let (app, _worker) = app_with_idle_worker().await;
+    let job = app.start_job().await;
+
+    let response = app
+        .http
+        .post(app.url(&format!("/callbacks/{}", job.id)))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().get("www-authenticate").is_none(), "{:?}", response.headers());
+}
+
+#[tokio::test]
 async fn a_callback_counts_once_a_replay_is_refused_and_a_second_callback_conflicts() {
     let (app, _worker) = app_with_idle_worker().await;
     let job = app.start_job().await;

@@ -76,6 +76,7 @@ async fn bad_publish_requests_get_their_documented_status_and_a_json_error() {
         case("a JSON array", "[1]", 400, Some("body")),
         case("no topic", r#"{"data": "x"}"#, 400, Some("topic")),
         case("a bad topic", r#"{"topic": "a b", "data": "x"}"#, 400, Some("topic")),
+        case("a browser session's private topic", r#"{"topic": "session.0a1b", "data": "x"}"#, 403, None),
         case("no data", r#"{"topic": "a"}"#, 400, Some("data")),
         case("CR in the event name", r#"{"topic": "a", "event": "x\ry", "data": "x"}"#, 400, Some("event")),
         case(
@@ -185,4 +186,46 @@ async fn publishing_past_the_rate_limit_gets_503_with_retry_after() {
     assert!(retry_after >= 1, "Retry-After: {retry_after}");
     let body: Value = response.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("HERALD_MAX_PUBLISH_RATE"), "{body}");
+}
+
+/// `POST /publish` of `data` to `topic` with the Idempotency-Key `key`: the status and the answer.
+async fn publish_with_key(app: &crate::helpers::TestApp, key: &str, topic: &str, data: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/publish"))
+        .bearer_auth(TOKEN)
+        .header("idempotency-key", key)
+        .json(&json!({"topic": topic, "data": data}))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_idempotency_key_belongs_to_its_topic_and_publishes_on_another_one_too() {
+    let app = spawn_app().await;
+    let mut on_b = app.subscribe("/events?topic=b").await;
+
+    let (_, first) = publish_with_key(&app, "order-7", "a", "x").await;
+    let (status, second) = publish_with_key(&app, "order-7", "b", "x").await;
+
+    assert_eq!((status, &second["duplicate"]), (202, &json!(false)), "{second}");
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(next_event(&mut on_b).await.id, second["id"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_a_different_event_gets_422_and_publishes_nothing() {
+    let app = spawn_app().await;
+    let mut events = app.subscribe("/events?topic=a").await;
+
+    let (_, first) = publish_with_key(&app, "order-7", "a", "created").await;
+    let (status, refused) = publish_with_key(&app, "order-7", "a", "cancelled").await;
+    let after = app.publish_ok("a", "next").await;
+
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains(first["id"].as_str().unwrap()), "{refused}");
+    assert_eq!(next_event(&mut events).await.data, "created");
+    assert_eq!(next_event(&mut events).await.id, after, "the refused event was delivered");
 }

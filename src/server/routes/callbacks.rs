@@ -83,7 +83,7 @@ pub(crate) async fn job_finished(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
     auth.check(header, &raw, now).map_err(|err| match err {
         SignatureError::Malformed => ApiError::invalid("Herald-Signature", err.message()),
-        err => ApiError::Unauthorized(err.message()),
+        err => ApiError::BadSignature(err.message()),
     })?;
     require_json(&headers)?;
     let body: CallbackBody = decode_json(&raw)?;

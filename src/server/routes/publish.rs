@@ -115,7 +115,21 @@ pub(crate) async fn publish(
     publishing.admit()?;
 
     let PublishRequest { topic, event: name, data } = request;
-    let published = hub.publish(NewEvent { topic, name, data, idempotency_key });
+    if topic.is_private() {
+        return Err(ApiError::Forbidden(format!(
+            "topic {topic} is private to a browser session: only Herald's own job flow publishes there"
+        )));
+    }
+    let event = NewEvent { topic, name, data };
+    let published = match idempotency_key {
+        None => hub.publish(event),
+        Some(key) => hub.publish_once(event, key).map_err(|reused| {
+            ApiError::IdempotencyKeyReused(format!(
+                "this Idempotency-Key already published event {} on this topic, with a different event",
+                reused.first
+            ))
+        })?,
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
