@@ -7,6 +7,7 @@ export PATH := $(CURDIR)/tools/node/node_modules/.bin:$(CURDIR)/tools/node_modul
 # set your own in the environment for anything but a local run.
 export HERALD_PUBLISH_TOKEN ?= dev-only-publish-token
 export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
+export HERALD_WORKER_TOKEN ?= dev-only-worker-token
 
 .PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity check-fresh
 

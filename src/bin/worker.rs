@@ -3,9 +3,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::post,
+    Json, Router,
+};
 use clap::Parser;
-use herald::server::{init_telemetry, shutdown_signal, sign_callback, SIGNATURE_HEADER};
+use herald::server::{check_bearer, init_telemetry, shutdown_signal, sign_callback, SIGNATURE_HEADER};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
@@ -13,9 +18,14 @@ use serde_json::json;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "worker", about = "Runs Herald's jobs and calls back when each is done")]
 struct WorkerConfig {
-    /// Where to listen for jobs.
+    /// Where to listen for jobs: loopback unless told otherwise, since whoever reaches `/jobs`
+    /// with the token has callbacks signed.
     #[arg(long, env = "HERALD_WORKER_ADDR", default_value = "127.0.0.1:3002")]
     addr: SocketAddr,
+
+    /// Bearer token that `POST /jobs` requires (Herald's HERALD_WORKER_TOKEN).
+    #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true)]
+    token: String,
 
     /// The secret shared with Herald, to sign callbacks.
     #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true)]
@@ -55,7 +65,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn take_job(State(config): State<WorkerConfig>, Json(job): Json<JobRequest>) -> StatusCode {
+async fn take_job(
+    State(config): State<WorkerConfig>,
+    headers: HeaderMap,
+    Json(job): Json<JobRequest>,
+) -> StatusCode {
+    // The worker signs a callback to whatever URL it is given: only Herald may ask.
+    if check_bearer(&headers, &config.token).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
     if !(job.callback_url.starts_with("http://") || job.callback_url.starts_with("https://")) {
         return StatusCode::UNPROCESSABLE_ENTITY;
     }
@@ -80,7 +98,10 @@ async fn call_back(config: &WorkerConfig, job: &JobRequest, worked: Duration) {
         let response = http
             .post(&job.callback_url)
             .header("content-type", "application/json")
-            .header(SIGNATURE_HEADER, sign_callback(config.callback_secret.as_bytes(), now, body.as_bytes()))
+            .header(
+                SIGNATURE_HEADER,
+                sign_callback(config.callback_secret.as_bytes(), now, &job.job_id, body.as_bytes()),
+            )
             .body(body.clone())
             .send()
             .await;

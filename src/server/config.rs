@@ -91,6 +91,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_WORKER_URL", default_value = "http://127.0.0.1:3002")]
     pub worker_url: String,
 
+    /// Bearer token the worker requires on `POST /jobs` (the worker's own HERALD_WORKER_TOKEN).
+    #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+
     /// How long a job may wait for its callback before it is marked failed.
     #[arg(long, env = "HERALD_JOB_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
     pub job_timeout: Duration,
@@ -146,6 +150,7 @@ impl Config {
             max_jobs: MAX_JOBS,
             timeout: self.job_timeout,
             worker_url: self.worker_url.clone(),
+            worker_token: self.worker_token.clone(),
             callback_base,
         }
     }

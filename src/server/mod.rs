@@ -1,6 +1,7 @@
 //! The axum server (feature `ssr`): [`Application`] binds a listener, builds the state and the
 //! router from a [`Config`], and serves until told to stop.
 
+pub(crate) mod bearer;
 pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod error;
@@ -25,6 +26,7 @@ use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use bearer::{check_bearer, BearerError};
 pub use config::Config;
 pub use shutdown::signal as shutdown_signal;
 pub use signature::{sign as sign_callback, HEADER as SIGNATURE_HEADER};

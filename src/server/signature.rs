@@ -1,8 +1,11 @@
-//! Signed HTTP callbacks, as Stripe and GitHub sign webhooks.
+//! Signed HTTP callbacks, as Stripe and GitHub sign webhooks, bound to the job they report on.
 //!
-//! `Herald-Signature: t=<unix seconds>,v1=<lowercase hex HMAC-SHA256 of "<t>.<raw body>">`,
-//! with the secret from `HERALD_CALLBACK_SECRET`. Several `v1` entries may be given (to rotate
-//! secrets); one match is enough. Unknown schemes are ignored. Comparisons are constant time.
+//! `Herald-Signature: t=<unix seconds>,v2=<lowercase hex HMAC-SHA256 of "<t>.<job id>.<raw body>">`,
+//! with the secret from `HERALD_CALLBACK_SECRET`. Several `v2` entries may be given (to rotate
+//! secrets); one match is enough. Unknown schemes are ignored, except `v1` (the body alone),
+//! which is refused with a message saying what to sign instead: a `v1` signature could be
+//! replayed against another job's URL, and two jobs that finish with the same body in the same
+//! second would share one. Comparisons are constant time.
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -15,7 +18,7 @@ use sha2::Sha256;
 
 pub const HEADER: &str = "herald-signature";
 
-/// The longest header worth parsing, and the most `v1` entries looked at.
+/// The longest header worth parsing, and the most `v2` entries looked at.
 const MAX_HEADER_LEN: usize = 1024;
 const MAX_SIGNATURES: usize = 8;
 
@@ -28,16 +31,21 @@ pub enum SignatureError {
     Mismatch,
     /// This exact signature was accepted before.
     Replayed,
+    /// Only `v1` signatures, which do not cover the job.
+    Outdated,
 }
 
 impl SignatureError {
     pub fn message(self) -> &'static str {
         match self {
             Self::Missing => "the Herald-Signature header is missing",
-            Self::Malformed => "the Herald-Signature header is not t=<unix seconds>,v1=<hex HMAC-SHA256>",
+            Self::Malformed => "the Herald-Signature header is not t=<unix seconds>,v2=<hex HMAC-SHA256>",
             Self::Expired => "the signature's time is outside the tolerance",
             Self::Mismatch => "no signature matches the body",
             Self::Replayed => "this signature was already used",
+            Self::Outdated => {
+                "v1 signatures (of the body alone) are no longer accepted: send v2, the HMAC-SHA256 of \"<t>.<job id>.<body>\""
+            }
         }
     }
 }
@@ -56,6 +64,7 @@ impl SignatureHeader {
         }
         let mut timestamp = None;
         let mut signatures = vec![];
+        let mut outdated = false;
         for part in header.split(',') {
             let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
             match key {
@@ -66,7 +75,8 @@ impl SignatureHeader {
                     timestamp = Some(value.parse().map_err(|_| SignatureError::Malformed)?);
                 }
                 "t" => return Err(SignatureError::Malformed),
-                "v1" if signatures.len() < MAX_SIGNATURES => {
+                "v1" => outdated = true,
+                "v2" if signatures.len() < MAX_SIGNATURES => {
                     let mut signature = [0u8; 32];
                     let lowercase = value.bytes().all(|b| !b.is_ascii_uppercase());
                     hex::decode_to_slice(value, &mut signature).map_err(|_| SignatureError::Malformed)?;
@@ -80,29 +90,34 @@ impl SignatureHeader {
         }
         match (timestamp, signatures.is_empty()) {
             (Some(timestamp), false) => Ok(Self { timestamp, signatures }),
+            (Some(_), true) if outdated => Err(SignatureError::Outdated),
             _ => Err(SignatureError::Malformed),
         }
     }
 }
 
-fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+fn mac(secret: &[u8], timestamp: i64, job: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(job.as_bytes());
     mac.update(b".");
     mac.update(body);
     mac
 }
 
-/// The header value that signs `body` at `timestamp`: what a caller of `/callbacks` sends.
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let signature = mac(secret, timestamp, body).finalize().into_bytes();
-    format!("t={timestamp},v1={}", hex::encode(signature))
+/// The header value that signs `body` about `job` at `timestamp`: what a caller of
+/// `/callbacks/{job}` sends.
+pub fn sign(secret: &[u8], timestamp: i64, job: &str, body: &[u8]) -> String {
+    let signature = mac(secret, timestamp, job, body).finalize().into_bytes();
+    format!("t={timestamp},v2={}", hex::encode(signature))
 }
 
-/// Checks a header against `body`; returns the signature that matched.
+/// Checks a header against `body` about `job`; returns the signature that matched.
 pub fn verify(
     secret: &[u8],
     header: Option<&str>,
+    job: &str,
     body: &[u8],
     now: i64,
     tolerance: Duration,
@@ -114,7 +129,7 @@ pub fn verify(
     header
         .signatures
         .into_iter()
-        .find(|candidate| mac(secret, header.timestamp, body).verify_slice(candidate).is_ok())
+        .find(|candidate| mac(secret, header.timestamp, job, body).verify_slice(candidate).is_ok())
         .ok_or(SignatureError::Mismatch)
 }
 
@@ -139,9 +154,17 @@ impl CallbackAuth {
         Self { replays: ReplayGuard::new(settings.tolerance), settings }
     }
 
-    /// Verifies `header` against `body` at `now` (unix seconds), and accepts each signature once.
-    pub(crate) fn check(&self, header: Option<&str>, body: &[u8], now: i64) -> Result<(), SignatureError> {
-        let signature = verify(self.settings.secret.as_bytes(), header, body, now, self.settings.tolerance)?;
+    /// Verifies `header` against `body` about `job` at `now` (unix seconds), and accepts each
+    /// signature once.
+    pub(crate) fn check(
+        &self,
+        header: Option<&str>,
+        job: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), SignatureError> {
+        let secret = self.settings.secret.as_bytes();
+        let signature = verify(secret, header, job, body, now, self.settings.tolerance)?;
         self.replays.first_use(signature)
     }
 }
@@ -194,24 +217,25 @@ mod tests {
 
     #[test]
     fn a_signature_made_by_sign_verifies() {
-        let header = sign(SECRET, 1_700_000_000, b"{\"status\":\"done\"}");
-        assert!(verify(SECRET, Some(&header), b"{\"status\":\"done\"}", 1_700_000_010, MINUTES_5).is_ok());
+        let header = sign(SECRET, 1_700_000_000, "job-1", b"{\"status\":\"done\"}");
+        assert!(verify(SECRET, Some(&header), "job-1", b"{\"status\":\"done\"}", 1_700_000_010, MINUTES_5)
+            .is_ok());
     }
 
     #[test]
     fn a_known_vector_matches_openssl() {
-        // printf '1700000000.{}' | openssl dgst -sha256 -hmac whsec_test
+        // printf '1700000000.job-1.{}' | openssl dgst -sha256 -hmac whsec_test
         assert_eq!(
-            sign(SECRET, 1_700_000_000, b"{}"),
-            "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91"
+            sign(SECRET, 1_700_000_000, "job-1", b"{}"),
+            "t=1700000000,v2=79a7d49d493cd22e5e2277cd78bf06dc59c7982b3f0d708abe0d45bdb1d5ec35"
         );
     }
 
     #[test]
     fn the_wrong_body_secret_or_time_does_not_verify() {
-        let header = sign(SECRET, 1_700_000_000, b"body");
+        let header = sign(SECRET, 1_700_000_000, "job-1", b"body");
         let check = |secret: &[u8], header: &str, body: &[u8], now| {
-            verify(secret, Some(header), body, now, MINUTES_5)
+            verify(secret, Some(header), "job-1", body, now, MINUTES_5)
         };
         assert_eq!(check(SECRET, &header, b"other", 1_700_000_000), Err(SignatureError::Mismatch));
         assert_eq!(check(b"other", &header, b"body", 1_700_000_000), Err(SignatureError::Mismatch));
@@ -222,34 +246,51 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_for_one_job_does_not_verify_for_another() {
+        let header = sign(SECRET, 1_700_000_000, "job-1", b"body");
+        assert_eq!(
+            verify(SECRET, Some(&header), "job-2", b"body", 1_700_000_000, MINUTES_5),
+            Err(SignatureError::Mismatch)
+        );
+        assert_ne!(header, sign(SECRET, 1_700_000_000, "job-2", b"body"), "same body, same second");
+    }
+
+    #[test]
+    fn the_old_body_only_scheme_is_refused_with_what_to_sign_instead() {
+        let header = format!("t=10,v1={}", "a".repeat(64));
+        assert_eq!(verify(SECRET, Some(&header), "job-1", b"", 10, MINUTES_5), Err(SignatureError::Outdated));
+        assert!(SignatureError::Outdated.message().contains("<t>.<job id>.<body>"));
+    }
+
+    #[test]
     fn one_matching_signature_among_several_is_enough() {
-        let good = sign(SECRET, 10, b"x");
-        let v1 = good.split_once(",v1=").unwrap().1;
-        let header = format!("t=10,v1={},v0=legacy,v1={v1}", "0".repeat(64));
-        assert!(verify(SECRET, Some(&header), b"x", 10, MINUTES_5).is_ok());
+        let good = sign(SECRET, 10, "job-1", b"x");
+        let v2 = good.split_once(",v2=").unwrap().1;
+        let header = format!("t=10,v2={},v0=legacy,v2={v2}", "0".repeat(64));
+        assert!(verify(SECRET, Some(&header), "job-1", b"x", 10, MINUTES_5).is_ok());
     }
 
     #[test]
     fn malformed_headers_are_refused() {
-        let v1 = "a".repeat(64);
+        let v2 = "a".repeat(64);
         for bad in [
             "".to_owned(),
             "t=10".to_owned(),
-            format!("v1={v1}"),
-            format!("t=,v1={v1}"),
-            format!("t=-5,v1={v1}"),
-            format!("t=1e3,v1={v1}"),
-            format!("t=10,t=11,v1={v1}"),
-            "t=10,v1=abc".to_owned(),
-            format!("t=10,v1={}", "A".repeat(64)),
-            format!("t=10,v1={}", "g".repeat(64)),
-            format!("t=99999999999999999999,v1={v1}"),
-            format!("t=10;v1={v1}"),
-            format!("t=10,v1={v1},{}", "x".repeat(2000)),
+            format!("v2={v2}"),
+            format!("t=,v2={v2}"),
+            format!("t=-5,v2={v2}"),
+            format!("t=1e3,v2={v2}"),
+            format!("t=10,t=11,v2={v2}"),
+            "t=10,v2=abc".to_owned(),
+            format!("t=10,v2={}", "A".repeat(64)),
+            format!("t=10,v2={}", "g".repeat(64)),
+            format!("t=99999999999999999999,v2={v2}"),
+            format!("t=10;v2={v2}"),
+            format!("t=10,v2={v2},{}", "x".repeat(2000)),
         ] {
             assert_eq!(SignatureHeader::parse(&bad), Err(SignatureError::Malformed), "{bad:.80}");
         }
-        assert_eq!(verify(SECRET, None, b"", 0, MINUTES_5), Err(SignatureError::Missing));
+        assert_eq!(verify(SECRET, None, "job-1", b"", 0, MINUTES_5), Err(SignatureError::Missing));
     }
 
     #[test]

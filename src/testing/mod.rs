@@ -8,7 +8,7 @@ mod server;
 pub use measure::{median, millis, resident_kib};
 pub use server::{
     gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker,
-    RunningBinary, TestApp, CALLBACK_SECRET, PATIENCE, TOKEN,
+    RunningBinary, TestApp, CALLBACK_SECRET, PATIENCE, TOKEN, WORKER_TOKEN,
 };
 
 pub use crate::protocol::{JobStatus, JobView, Tick};

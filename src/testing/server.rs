@@ -34,6 +34,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
     config.publish_token = Some(TOKEN.to_owned());
     config.callback_secret = Some(CALLBACK_SECRET.to_owned());
+    config.worker_token = Some(WORKER_TOKEN.to_owned());
     adjust(&mut config);
     let options = LeptosOptions::builder()
         .output_name("herald")
@@ -106,6 +107,9 @@ pub async fn gauge(metrics_url: &str, name: &str) -> u64 {
 /// The secret of the callback signatures in the tests.
 pub const CALLBACK_SECRET: &str = "test-callback-secret";
 
+/// The token the test worker requires and the test servers send.
+pub const WORKER_TOKEN: &str = "test-worker-token";
+
 /// The `worker` binary at `path` (a test's `env!("CARGO_BIN_EXE_worker")`), taking each job for
 /// `min..=max` (e.g. `"100ms"`, `"1h"`).
 pub async fn start_worker(path: &str, min: &str, max: &str) -> RunningBinary {
@@ -114,6 +118,7 @@ pub async fn start_worker(path: &str, min: &str, max: &str) -> RunningBinary {
         &[
             ("HERALD_WORKER_ADDR", "127.0.0.1:0"),
             ("HERALD_CALLBACK_SECRET", CALLBACK_SECRET),
+            ("HERALD_WORKER_TOKEN", WORKER_TOKEN),
             ("HERALD_WORKER_MIN", min),
             ("HERALD_WORKER_MAX", max),
             ("RUST_LOG", "worker=info"),

@@ -172,7 +172,7 @@ async fn every_route_answers_bad_input_with_its_4xx_and_the_server_never_panics(
         ),
         ("callback: oversized body", json("/callbacks/x", &oversized, ""), 413),
         ("callback: no signature", json("/callbacks/x", b"{}", ""), 401),
-        ("callback: a bad signature", json("/callbacks/x", b"{}", "Herald-Signature: t=1,v1=00\r\n"), 400),
+        ("callback: a bad signature", json("/callbacks/x", b"{}", "Herald-Signature: t=1,v2=00\r\n"), 400),
         (
             "callback: an expired signature",
             json(
@@ -180,7 +180,7 @@ async fn every_route_answers_bad_input_with_its_4xx_and_the_server_never_panics(
                 b"{}",
                 &format!(
                     "Herald-Signature: {}\r\n",
-                    herald::testing::sign(CALLBACK_SECRET.as_bytes(), 1_000_000_000, b"{}")
+                    herald::testing::sign(CALLBACK_SECRET.as_bytes(), 1_000_000_000, "x", b"{}")
                 ),
             ),
             401,

@@ -30,6 +30,8 @@ pub(crate) struct JobSettings {
     pub timeout: Duration,
     /// Where the worker listens.
     pub worker_url: String,
+    /// The bearer token the worker requires.
+    pub worker_token: Option<String>,
     /// This server's base URL as the worker calls it back.
     pub callback_base: String,
 }
@@ -58,7 +60,7 @@ impl JobService {
         Self(Arc::new(Inner {
             registry: Registry::new(settings.max_jobs),
             hub,
-            worker: WorkerClient::new(&settings.worker_url),
+            worker: WorkerClient::new(&settings.worker_url, settings.worker_token.clone()),
             settings,
             shutdown,
         }))

@@ -8,22 +8,25 @@ use serde_json::json;
 pub(crate) struct WorkerClient {
     http: reqwest::Client,
     jobs_url: String,
+    token: Option<String>,
 }
 
 impl WorkerClient {
-    pub(crate) fn new(worker_url: &str) -> Self {
+    pub(crate) fn new(worker_url: &str, token: Option<String>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .expect("a plain HTTP client builds");
-        Self { http, jobs_url: format!("{}/jobs", worker_url.trim_end_matches('/')) }
+        Self { http, jobs_url: format!("{}/jobs", worker_url.trim_end_matches('/')), token }
     }
 
     /// Hands the job to the worker; the worker answers at once and works in the background.
     pub(crate) async fn dispatch(&self, job_id: &str, callback_url: &str) -> Result<(), String> {
-        let response = self
-            .http
-            .post(&self.jobs_url)
+        let mut request = self.http.post(&self.jobs_url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .json(&json!({ "job_id": job_id, "callback_url": callback_url }))
             .send()
             .await

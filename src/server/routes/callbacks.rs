@@ -81,7 +81,7 @@ pub(crate) async fn job_finished(
 ) -> Result<Json<Value>, ApiError> {
     let header = headers.get(signature::HEADER).map(|value| value.to_str().unwrap_or("\u{fffd}"));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
-    auth.check(header, &raw, now).map_err(|err| match err {
+    auth.check(header, &job_id, &raw, now).map_err(|err| match err {
         SignatureError::Malformed => ApiError::invalid("Herald-Signature", err.message()),
         err => ApiError::BadSignature(err.message()),
     })?;

@@ -7,15 +7,14 @@ use std::{num::NonZeroU32, sync::Arc};
 
 use axum::{
     extract::State,
-    http::{header, request::Parts, HeaderMap, StatusCode},
+    http::{request::Parts, HeaderMap, StatusCode},
     Json,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::server::{
+    bearer::{check_bearer, BearerError},
     error::ApiError,
     event::{EventName, IdempotencyKey, NewEvent, Topic},
     extract::{Admitted, Gate, JsonBody},
@@ -64,23 +63,12 @@ impl Gate for Publishing {
         let Some(token) = self.token.as_deref() else {
             return Err(ApiError::Disabled("publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it"));
         };
-        authorize(&head.headers, token)
-    }
-}
-
-/// Checks `Authorization: Bearer <token>`. Both sides are hashed first, so the comparison takes
-/// the same time whatever the length or content of the guess.
-fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized("send Authorization: Bearer <HERALD_PUBLISH_TOKEN>"))?;
-    let matches: bool = Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
-    if matches {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized("the bearer token is wrong"))
+        check_bearer(&head.headers, token).map_err(|err| match err {
+            BearerError::Missing => {
+                ApiError::Unauthorized("send Authorization: Bearer <HERALD_PUBLISH_TOKEN>")
+            }
+            BearerError::Wrong => ApiError::Unauthorized("the bearer token is wrong"),
+        })
     }
 }
 
