@@ -1,12 +1,58 @@
-# Herald: a multi-stage build. The builder runs the same setup script as the README's commands,
-# so the image builds from the package registries alone; the runtime holds only the server
-# binary and the site folder, and runs as an unprivileged user.
+# Herald: a multi-stage build whose dependency layers stay cached while only the source changes.
+#
+#   planner  reduces the source tree to a recipe (the manifests and Cargo.lock) with cargo-chef
+#   lockfile keeps only the wasm-bindgen entry of Cargo.lock, the one setup.sh reads
+#   builder  runs scripts/setup.sh (the same setup as the README's commands), cooks the recipe
+#            (builds every dependency of the server and of the wasm bundle), then copies the
+#            source and builds Herald and its job worker
+#   runtime  debian:bookworm-slim with the two binaries and the site folder, as an unprivileged user
+#
+# Everything comes from the package registries; scripts/check-dockerfile.sh (in `make test`)
+# checks that these steps stay those of the setup script and the release build.
 
-FROM rust:1.95-bookworm AS builder
+ARG CARGO_CHEF_VERSION=0.1.78
+
+# The planner and the builder start with the same four lines, which the build runs once for both.
+# RUSTUP_TOOLCHAIN: the image's own toolchain. rust-toolchain.toml says "stable", which would make
+# rustup download another toolchain in the planner on every source change; setup.sh adds the wasm
+# target to this one.
+FROM rust:1.95-bookworm AS planner
+ARG CARGO_CHEF_VERSION
+ENV RUSTUP_TOOLCHAIN=${RUST_VERSION}
+RUN cargo install cargo-chef --version "${CARGO_CHEF_VERSION}" --locked
 WORKDIR /src
 COPY . .
-RUN scripts/setup.sh \
-    && PATH="/src/tools/node_modules/.bin:$PATH" cargo leptos build --release
+RUN cargo chef prepare --recipe-path recipe.json
+
+# setup.sh reads only the wasm-bindgen entry of Cargo.lock (the CLI must match it), so the setup
+# layer gets just that entry and stays cached when other dependencies change.
+FROM debian:bookworm-slim AS lockfile
+COPY Cargo.lock /full/Cargo.lock
+RUN mkdir /setup \
+    && { echo '[[package]]'; grep -x -A1 'name = "wasm-bindgen"' /full/Cargo.lock; } > /setup/Cargo.lock
+
+FROM rust:1.95-bookworm AS builder
+ARG CARGO_CHEF_VERSION
+ENV RUSTUP_TOOLCHAIN=${RUST_VERSION}
+RUN cargo install cargo-chef --version "${CARGO_CHEF_VERSION}" --locked
+WORKDIR /src
+# The Makefile's PATH: setup's Node.js (where Debian's is too old), then the npm tools (wasm-opt).
+ENV PATH=/src/tools/node/node_modules/.bin:/src/tools/node_modules/.bin:$PATH
+COPY scripts/setup.sh scripts/setup.sh
+COPY tools/package.json tools/package-lock.json tools/
+COPY tools/node/package.json tools/node/package-lock.json tools/node/
+COPY --from=lockfile /setup/Cargo.lock Cargo.lock
+RUN scripts/setup.sh
+# Dependencies, with cargo-leptos's own flags: the server (bin-features) into target/release,
+# the wasm bundle (lib-features, lib-profile-release) into target/front, cargo-leptos's target-dir.
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --recipe-path recipe.json --release --no-default-features --features ssr \
+        --bin herald --bin worker \
+    && cargo chef cook --recipe-path recipe.json --profile wasm-release \
+        --target wasm32-unknown-unknown --target-dir target/front --no-default-features --features hydrate
+COPY . .
+RUN cargo leptos build --release \
+    && cargo build --release --no-default-features --features ssr --bin worker
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -15,6 +61,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin herald
 WORKDIR /app
 COPY --from=builder /src/target/release/herald /app/herald
+COPY --from=builder /src/target/release/worker /app/worker
 COPY --from=builder /src/target/site /app/site
 ENV LEPTOS_SITE_ADDR=0.0.0.0:8080 \
     LEPTOS_SITE_ROOT=/app/site \

@@ -29,6 +29,8 @@ lint:
 	cargo clippy --features testing --all-targets -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	dockerfilelint Dockerfile
+	dclint --max-warnings 0 compose.yaml
+	scripts/check-dockerfile.sh
 
 test-e2e:
 	scripts/with-worker.sh cargo leptos end-to-end
