@@ -86,9 +86,9 @@ elif [ -x $node_dir/node_modules/.bin/node ] || [ "${system_node_major:-0}" -lt 
 fi
 export PATH="$PWD/$node_dir/node_modules/.bin:$PATH"
 
-# wasm-opt (npm binaryen) for release builds, dockerfilelint for the tests.
+# wasm-opt (npm binaryen) for release builds; dockerfilelint and dclint for the tests.
 if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
-  say "installing npm tools (binaryen, dockerfilelint)"
+  say "installing npm tools (binaryen, dockerfilelint, dclint)"
   npm ci --prefix tools --no-audit --no-fund --loglevel=error
 fi
 
