@@ -8,6 +8,7 @@ export PATH := $(CURDIR)/tools/node/node_modules/.bin:$(CURDIR)/tools/node_modul
 export HERALD_PUBLISH_TOKEN ?= dev-only-publish-token
 export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 export HERALD_WORKER_TOKEN ?= dev-only-worker-token
+export HERALD_SESSION_KEY ?= dev-only-session-key-that-is-long-enough
 
 .PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity check-fresh
 

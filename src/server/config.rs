@@ -4,6 +4,7 @@
 
 use std::{num::NonZeroU32, time::Duration};
 
+use axum_extra::extract::cookie::Key;
 use clap::Parser;
 
 use super::{
@@ -100,8 +101,14 @@ pub struct Config {
     pub job_timeout: Duration,
 
     /// This server's address as the worker should call it back; defaults to the bound address.
+    /// Session cookies are marked `Secure` when it is https.
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Secret of at least 32 bytes that signs session cookies. Unset, a random one is made at
+    /// start: sessions then end with the process and are not shared between instances.
+    #[arg(long, env = "HERALD_SESSION_KEY", hide_env_values = true, value_parser = session_key)]
+    pub session_key: Option<String>,
 }
 
 impl Config {
@@ -144,6 +151,17 @@ impl Config {
         Some(CallbackSettings { secret, tolerance: self.callback_tolerance })
     }
 
+    /// The key that signs session cookies: derived from `--session-key`, or random.
+    pub(crate) fn session_key(&self) -> Key {
+        match &self.session_key {
+            Some(secret) => Key::derive_from(secret.as_bytes()),
+            None => {
+                tracing::warn!("HERALD_SESSION_KEY is unset: sessions end when this process does");
+                Key::generate()
+            }
+        }
+    }
+
     /// `callback_base` is this server's URL as the worker reaches it.
     pub(crate) fn job_settings(&self, callback_base: String) -> JobSettings {
         JobSettings {
@@ -153,6 +171,14 @@ impl Config {
             worker_token: self.worker_token.clone(),
             callback_base,
         }
+    }
+}
+
+/// A session key long enough to derive a signing key from (HKDF wants 32 bytes or more).
+fn session_key(text: &str) -> Result<String, String> {
+    match text.len() {
+        32.. => Ok(text.to_owned()),
+        short => Err(format!("must be at least 32 bytes long (got {short})")),
     }
 }
 

@@ -14,6 +14,7 @@ use super::{
     hub::Hub,
     jobs::JobService,
     routes::{callbacks::Callbacks, publish::Publishing},
+    session::Sessions,
     sse::Streams,
 };
 
@@ -26,6 +27,7 @@ pub(crate) struct AppState {
     publishing: Publishing,
     callbacks: Callbacks,
     jobs: JobService,
+    sessions: Sessions,
     body_limit: BodyLimit,
 }
 
@@ -45,6 +47,7 @@ impl AppState {
             streams: Streams::new(config.stream_settings(), shutdown.clone()),
             publishing: Publishing::new(config.publish_settings()),
             callbacks: Callbacks::new(config.callback_settings()),
+            sessions: Sessions::new(config.session_key(), callback_base.starts_with("https://")),
             jobs: JobService::new(config.job_settings(callback_base), Arc::clone(&hub), shutdown.clone()),
             body_limit: BodyLimit(config.max_body),
             hub,
@@ -57,6 +60,10 @@ impl AppState {
 
     pub(crate) fn jobs(&self) -> &JobService {
         &self.jobs
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     pub(crate) fn body_limit(&self) -> BodyLimit {

@@ -35,6 +35,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.publish_token = Some(TOKEN.to_owned());
     config.callback_secret = Some(CALLBACK_SECRET.to_owned());
     config.worker_token = Some(WORKER_TOKEN.to_owned());
+    config.session_key = Some("the test servers' session key, 32 bytes or more".to_owned());
     adjust(&mut config);
     let options = LeptosOptions::builder()
         .output_name("herald")

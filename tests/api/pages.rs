@@ -1,6 +1,6 @@
 //! The server-rendered pages: the home page before hydration, and the 404 page.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn home_page_is_server_rendered_with_heading_connecting_state_and_empty_list() {
@@ -68,11 +68,67 @@ async fn the_page_issues_an_http_only_same_site_session_cookie_and_the_api_does_
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie:?} lacks {attribute}");
     }
-    let secret = cookie["herald_session=".len()..].split(';').next().unwrap();
-    assert_eq!(secret.len(), 32, "a session holds 128 random bits as hex: {secret}");
+    let value = session_cookie_value(&cookie);
+    let (signature, id) = value.split_at(value.len() - 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "a session holds 128 random bits as hex: {value}");
+    // 32 bytes of HMAC-SHA256 in base64 are 44 characters, more once percent-encoded.
+    assert!(signature.len() >= 44, "the id is signed (HMAC-SHA256, base64): {value}");
 
     for path in ["/healthz", "/pkg/herald.css", "/nope"] {
         let response = stranger.get(app.url(path)).send().await.unwrap();
         assert!(response.headers().get("set-cookie").is_none(), "{path} set a cookie");
+    }
+}
+
+/// The value of a `herald_session` Set-Cookie header.
+fn session_cookie_value(set_cookie: &str) -> &str {
+    set_cookie.strip_prefix("herald_session=").and_then(|rest| rest.split(';').next()).unwrap_or_default()
+}
+
+/// `GET /` with the given `Cookie` header: the status and the session cookie it sets, if any.
+async fn home_with_cookie(app: &crate::helpers::TestApp, cookie: &str) -> (u16, Option<String>) {
+    let response = reqwest::Client::new().get(app.url("/")).header("cookie", cookie).send().await.unwrap();
+    let set = response.headers().get("set-cookie").map(|value| value.to_str().unwrap().to_owned());
+    (response.status().as_u16(), set)
+}
+
+#[tokio::test]
+async fn a_session_id_the_client_chose_is_replaced_by_one_the_server_mints() {
+    let app = spawn_app().await;
+    let chosen = "0123456789abcdef0123456789abcdef";
+
+    let (status, set) = home_with_cookie(&app, &format!("herald_session={chosen}")).await;
+
+    assert_eq!(status, 200);
+    let set = set.expect("a fresh session cookie");
+    assert!(!session_cookie_value(&set).contains(chosen), "the chosen id was kept: {set}");
+}
+
+#[tokio::test]
+async fn a_tampered_session_cookie_gets_a_fresh_session_and_the_page() {
+    let app = spawn_app().await;
+    let (_, issued) = home_with_cookie(&app, "").await;
+    let issued = session_cookie_value(issued.as_deref().unwrap()).to_owned();
+    let (_, kept) = home_with_cookie(&app, &format!("herald_session={issued}")).await;
+    assert_eq!(kept, None, "a genuine cookie is kept as it is");
+
+    // The same signature over another id.
+    let flipped = if issued.ends_with('0') { "1" } else { "0" };
+    let tampered = format!("{}{flipped}", &issued[..issued.len() - 1]);
+    let (status, fresh) = home_with_cookie(&app, &format!("herald_session={tampered}")).await;
+
+    assert_eq!(status, 200);
+    let fresh = fresh.expect("a fresh session cookie");
+    assert_ne!(session_cookie_value(&fresh), tampered);
+    assert_ne!(session_cookie_value(&fresh), issued);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_exactly_when_the_public_url_is_https() {
+    for (public_url, secure) in [("https://herald.example", true), ("http://herald.example", false)] {
+        let app = spawn_app_with(move |config| config.public_url = Some(public_url.to_owned())).await;
+        let (_, set) = home_with_cookie(&app, "").await;
+        let set = set.expect("a session cookie");
+        assert_eq!(set.split("; ").any(|attribute| attribute == "Secure"), secure, "{public_url}: {set}");
     }
 }

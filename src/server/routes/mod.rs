@@ -51,7 +51,7 @@ pub(crate) fn router(state: AppState) -> Router {
             let method = MethodFilter::try_from(method).expect("server functions use standard methods");
             routes.route(path, on(method, handler))
         })
-        .layer(middleware::from_fn(session::ensure_session));
+        .layer(middleware::from_fn_with_state(state.sessions().clone(), session::ensure_session));
     browser_routes
         .route("/publish", post(publish::publish).layer(body_limit))
         .route("/callbacks/{job_id}", post(callbacks::job_finished).layer(body_limit))
