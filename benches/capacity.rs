@@ -74,6 +74,8 @@ async fn measure(subscribers: usize) -> Measured {
             ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
             ("HERALD_PUBLISH_TOKEN", TOKEN),
             ("HERALD_MAX_SUBSCRIBERS", "20000"),
+            // Every subscriber comes from 127.0.0.1.
+            ("HERALD_MAX_STREAMS_PER_CLIENT", "20000"),
             ("RUST_LOG", "herald=info"),
         ],
     )

@@ -6,12 +6,28 @@ use leptos::prelude::*;
 use crate::protocol::{JobListing, JobView};
 
 /// Starts a job for the caller's session and answers at once; the job's end arrives later as a
-/// `job` event. A job the worker cannot take comes back already failed.
+/// `job` event. A job the worker cannot take comes back already failed. A session with too many
+/// jobs running gets 429, a server with every job slot busy 503, both with `Retry-After`.
 #[server(endpoint = "jobs/start")]
 pub(crate) async fn start_job() -> Result<JobView, ServerFnError> {
+    use crate::server::jobs::StartError;
+    use axum::http::{header, HeaderValue, StatusCode};
+
     let (jobs, session) = caller().await?;
-    jobs.start(session.topic()).await.map_err(|full| ServerFnError::new(full.to_string()))
+    jobs.start(session.topic()).await.map_err(|refusal| {
+        let response = expect_context::<leptos_axum::ResponseOptions>();
+        response.set_status(match refusal {
+            StartError::SessionBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            StartError::Full => StatusCode::SERVICE_UNAVAILABLE,
+        });
+        response.insert_header(header::RETRY_AFTER, HeaderValue::from(RETRY_START_AFTER_SECONDS));
+        ServerFnError::new(refusal.to_string())
+    })
 }
+
+/// How long a refused `Start job` should wait: about as long as a job takes.
+#[cfg(feature = "ssr")]
+const RETRY_START_AFTER_SECONDS: u32 = 5;
 
 /// The caller's jobs, with the position to resume the event stream from.
 #[server(endpoint = "jobs/list")]

@@ -12,9 +12,6 @@ use super::{
     signature::CallbackSettings, sse::StreamSettings,
 };
 
-/// How many jobs the registry keeps (running, or finished and still listed).
-const MAX_JOBS: usize = 10_000;
-
 /// Every setting of the server. Each service takes its own part, built by one method below.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "herald", version, about = "Live events from server to browser over SSE")]
@@ -75,6 +72,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_MAX_SUBSCRIBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_subscribers: u32,
 
+    /// How many event streams one client address may hold open at once; past it, `429` with
+    /// `Retry-After`. Behind a proxy every client has the proxy's address: raise it there.
+    #[arg(long, env = "HERALD_MAX_STREAMS_PER_CLIENT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_client: u32,
+
     /// How many topics one `/events` connection may follow.
     #[arg(long, env = "HERALD_MAX_TOPICS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_topics: u32,
@@ -95,6 +97,16 @@ pub struct Config {
     /// Bearer token the worker requires on `POST /jobs` (the worker's own HERALD_WORKER_TOKEN).
     #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
+
+    /// How many jobs the server keeps (running, or finished and still listed); when all are
+    /// running, `Start job` answers `503` with `Retry-After`.
+    #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_jobs: u32,
+
+    /// How many jobs one browser session may have running at once; past it, `Start job` answers
+    /// `429` with `Retry-After`.
+    #[arg(long, env = "HERALD_MAX_JOBS_PER_SESSION", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_jobs_per_session: u32,
 
     /// How long a job may wait for its callback before it is marked failed.
     #[arg(long, env = "HERALD_JOB_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
@@ -125,6 +137,7 @@ impl Config {
             keep_alive: self.keep_alive,
             retry: self.retry,
             max_streams: self.max_subscribers as usize,
+            max_streams_per_client: self.max_streams_per_client as usize,
             max_topics: self.max_topics as usize,
         }
     }
@@ -165,7 +178,8 @@ impl Config {
     /// `callback_base` is this server's URL as the worker reaches it.
     pub(crate) fn job_settings(&self, callback_base: String) -> JobSettings {
         JobSettings {
-            max_jobs: MAX_JOBS,
+            max_jobs: self.max_jobs as usize,
+            max_jobs_per_session: self.max_jobs_per_session as usize,
             timeout: self.job_timeout,
             worker_url: self.worker_url.clone(),
             worker_token: self.worker_token.clone(),

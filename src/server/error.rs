@@ -37,6 +37,8 @@ pub(crate) enum ApiError {
     Disabled(&'static str),
     /// 503 with `Retry-After`: over capacity for now.
     Busy { message: String, retry_after: Duration },
+    /// 429 with `Retry-After`: this client holds its share for now.
+    TooMany { message: String, retry_after: Duration },
 }
 
 impl ApiError {
@@ -55,6 +57,7 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Disabled(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -70,6 +73,7 @@ impl ApiError {
             Self::NotJson => "not-json",
             Self::Disabled(_) => "disabled",
             Self::Busy { .. } => "busy",
+            Self::TooMany { .. } => "too-many",
         }
     }
 
@@ -85,7 +89,7 @@ impl ApiError {
             | Self::IdempotencyKeyReused(message) => message.clone(),
             Self::TooLarge { limit } => format!("the body is over the limit of {limit} bytes"),
             Self::NotJson => "the body must be JSON (Content-Type: application/json)".to_owned(),
-            Self::Busy { message, .. } => message.clone(),
+            Self::Busy { message, .. } | Self::TooMany { message, .. } => message.clone(),
         }
     }
 }
@@ -102,7 +106,7 @@ impl IntoResponse for ApiError {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Busy { retry_after, .. } => {
+            Self::Busy { retry_after, .. } | Self::TooMany { retry_after, .. } => {
                 let seconds = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }

@@ -6,7 +6,7 @@
 
 use std::{io, time::Duration};
 
-use axum::Router;
+use axum::{extract::ConnectInfo, http::Request, Router};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto::Builder, graceful::GracefulShutdown},
@@ -15,6 +15,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// The most a request's line and headers may take; past it, hyper answers 431. Generous for any
 /// real client (browsers stop near 16 KiB of cookies) and far below hyper's default of ~400 KiB.
@@ -49,9 +50,9 @@ pub(crate) async fn serve(
     let mut connections = JoinSet::new();
 
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     tracing::warn!(%err, "accept failed");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -66,7 +67,11 @@ pub(crate) async fn serve(
             tracing::warn!(%err, "cannot size the send buffer");
         }
         while connections.try_join_next().is_some() {}
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers see the client's address as axum's `ConnectInfo`, as with `axum::serve`.
+        let service = TowerToHyperService::new(router.clone().map_request(move |mut request: Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        }));
         // A stream's writes wait for as long as its client does not read; past the write timeout
         // the connection fails, which drops the stream and gives back its slot.
         let mut stream = TimeoutStream::new(stream);

@@ -6,7 +6,7 @@
 //! framed once by the hub and the same bytes go to every subscriber, where an `Event` would be
 //! copied and re-serialised for each one.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{collections::HashMap, convert::Infallible, net::IpAddr, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -15,6 +15,7 @@ use axum::{
 };
 use bytes::Bytes;
 use futures::{future, stream, Stream, StreamExt};
+use parking_lot::Mutex;
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,8 @@ pub(crate) struct StreamSettings {
     pub retry: Duration,
     /// How many streams may be open at once.
     pub max_streams: usize,
+    /// How many of them one client address may hold.
+    pub max_streams_per_client: usize,
     /// How many topics one `/events` connection may follow.
     pub max_topics: usize,
 }
@@ -46,16 +49,39 @@ pub(crate) struct StreamSettings {
 pub(crate) struct Streams {
     settings: StreamSettings,
     slots: Arc<Semaphore>,
+    /// Open streams per client address; an address leaves the map with its last stream.
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     /// The last event of every stream when the server shuts down, framed once. It has no id, so
     /// the client's `Last-Event-ID` still names the last event it got and a reconnect resumes.
     farewell: Bytes,
     shutdown: CancellationToken,
 }
 
-/// A place among the open streams, held for as long as the stream lives.
+/// A place among the open streams, and in its client's share of them, held for as long as the
+/// stream lives.
 #[derive(Debug)]
 pub(crate) struct Slot {
     _permit: OwnedSemaphorePermit,
+    _share: ClientShare,
+}
+
+/// One stream of one client address, counted until dropped.
+#[derive(Debug)]
+struct ClientShare {
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+}
+
+impl Drop for ClientShare {
+    fn drop(&mut self) {
+        let mut per_client = self.per_client.lock();
+        if let Some(open) = per_client.get_mut(&self.client) {
+            *open -= 1;
+            if *open == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl Streams {
@@ -63,6 +89,7 @@ impl Streams {
         let notice = serde_json::to_string(&ShutdownNotice::default()).expect("a notice serialises");
         Self {
             slots: Arc::new(Semaphore::new(settings.max_streams)),
+            per_client: Arc::default(),
             farewell: event::frame(None, Some(&EventName::known(SHUTDOWN_EVENT)), &notice),
             settings,
             shutdown,
@@ -73,14 +100,31 @@ impl Streams {
         self.settings.max_topics
     }
 
-    /// Takes a place for one more stream, or refuses with 503 when all are taken.
-    pub(crate) fn reserve(&self) -> Result<Slot, ApiError> {
-        Arc::clone(&self.slots).try_acquire_owned().map(|permit| Slot { _permit: permit }).map_err(|_| {
-            ApiError::Busy {
-                message: format!("the server holds its maximum of {} streams", self.settings.max_streams),
+    /// Takes a place for one more stream of `client`: 429 when that address holds its share,
+    /// 503 when the server holds its maximum.
+    pub(crate) fn reserve(&self, client: IpAddr) -> Result<Slot, ApiError> {
+        let share = self.take_share(client)?;
+        let permit = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| ApiError::Busy {
+            message: format!("the server holds its maximum of {} streams", self.settings.max_streams),
+            retry_after: RETRY_AFTER_FULL,
+        })?;
+        Ok(Slot { _permit: permit, _share: share })
+    }
+
+    fn take_share(&self, client: IpAddr) -> Result<ClientShare, ApiError> {
+        let mut per_client = self.per_client.lock();
+        let open = per_client.entry(client).or_default();
+        if *open >= self.settings.max_streams_per_client {
+            return Err(ApiError::TooMany {
+                message: format!(
+                    "{client} holds its maximum of {} streams (HERALD_MAX_STREAMS_PER_CLIENT)",
+                    self.settings.max_streams_per_client
+                ),
                 retry_after: RETRY_AFTER_FULL,
-            }
-        })
+            });
+        }
+        *open += 1;
+        Ok(ClientShare { per_client: Arc::clone(&self.per_client), client })
     }
 
     /// How many streams are open now.
@@ -129,6 +173,50 @@ fn jittered(base: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn streams(max_streams: usize, max_streams_per_client: usize) -> Streams {
+        let settings = StreamSettings {
+            keep_alive: Duration::from_secs(15),
+            retry: Duration::from_secs(3),
+            max_streams,
+            max_streams_per_client,
+            max_topics: 16,
+        };
+        Streams::new(settings, CancellationToken::new())
+    }
+
+    /// What a client would get: an open stream, or the status of the refusal.
+    fn outcome(result: &Result<Slot, ApiError>) -> &'static str {
+        match result {
+            Ok(_) => "open",
+            Err(ApiError::TooMany { .. }) => "429",
+            Err(ApiError::Busy { .. }) => "503",
+            Err(other) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_share_of_streams_and_a_closed_one_frees_its_place() {
+        let streams = streams(10, 2);
+        let (one, two) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into());
+        let first = streams.reserve(one);
+        let _second = streams.reserve(one);
+
+        assert_eq!(outcome(&streams.reserve(one)), "429");
+        assert_eq!(outcome(&streams.reserve(two)), "open");
+        drop(first);
+        assert_eq!(outcome(&streams.reserve(one)), "open");
+    }
+
+    #[test]
+    fn the_server_wide_limit_answers_503_and_frees_the_clients_share() {
+        let streams = streams(1, 5);
+        let client = [127, 0, 0, 1].into();
+        let _held = streams.reserve(client);
+
+        assert_eq!(outcome(&streams.reserve(client)), "503");
+        assert_eq!(streams.per_client.lock().get(&client), Some(&1), "the refused stream kept its share");
+    }
 
     #[test]
     fn retry_jitter_stays_within_half_the_base_either_way() {

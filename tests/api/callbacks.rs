@@ -298,3 +298,46 @@ async fn a_callback_body_over_the_limit_gets_413() {
 
     assert_eq!(status, 413);
 }
+
+/// `Start job` as the page calls it, in `client`'s session: the status and `Retry-After`.
+async fn try_start_job(app: &TestApp, client: &reqwest::Client) -> (u16, Option<String>) {
+    let response = client.post(app.url("/api/jobs/start")).form(&[("", "")][..0]).send().await.unwrap();
+    let retry_after = response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+    (response.status().as_u16(), retry_after)
+}
+
+#[tokio::test]
+async fn a_session_with_its_maximum_of_jobs_running_gets_429_and_other_sessions_do_not() {
+    let worker = spawn_worker("1h", "1h").await;
+    let url = worker.url.clone();
+    let app = spawn_app_with(move |config| {
+        config.worker_url = url;
+        config.max_jobs_per_session = 2;
+    })
+    .await;
+    app.start_job().await;
+    app.start_job().await;
+
+    let (status, retry_after) = try_start_job(&app, &app.http).await;
+    assert_eq!((status, retry_after.is_some()), (429, true));
+
+    let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    assert_eq!(try_start_job(&app, &stranger).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_server_whose_every_job_slot_is_running_answers_503_with_retry_after() {
+    let worker = spawn_worker("1h", "1h").await;
+    let url = worker.url.clone();
+    let app = spawn_app_with(move |config| {
+        config.worker_url = url;
+        config.max_jobs = 1;
+    })
+    .await;
+    app.start_job().await;
+
+    let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let (status, retry_after) = try_start_job(&app, &stranger).await;
+
+    assert_eq!((status, retry_after.is_some()), (503, true));
+}

@@ -187,3 +187,21 @@ async fn ten_thousand_topic_parameters_get_a_4xx_not_a_hang() {
     let status_line = String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned();
     assert!(status_line.starts_with("HTTP/1.1 4"), "10,000 topics were answered with {status_line:?}");
 }
+
+#[tokio::test]
+async fn a_client_address_past_its_stream_limit_gets_429_while_other_addresses_are_served() {
+    let app = spawn_app_with(|config| config.max_streams_per_client = 2).await;
+    let _first = app.subscribe("/events?topic=a").await;
+    let _second = app.subscribe("/remote").await;
+
+    let refused = app.get("/events?topic=a").await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("HERALD_MAX_STREAMS_PER_CLIENT"), "{body}");
+
+    // Another loopback address is another client.
+    let elsewhere =
+        reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    assert_eq!(elsewhere.get(app.url("/events?topic=a")).send().await.unwrap().status(), 200);
+}

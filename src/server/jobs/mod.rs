@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 use registry::Registry;
-pub(crate) use registry::{FinishError, RegistryFull};
+pub(crate) use registry::{FinishError, StartError};
 use worker_client::WorkerClient;
 
 use crate::protocol::{JobListing, JobStatus, JobView, JOB_EVENT};
@@ -26,6 +26,8 @@ use crate::server::{
 pub(crate) struct JobSettings {
     /// How many jobs the registry keeps (running, or finished and still listed).
     pub max_jobs: usize,
+    /// How many jobs one session may have running.
+    pub max_jobs_per_session: usize,
     /// How long a job may wait for its callback before it fails.
     pub timeout: Duration,
     /// Where the worker listens.
@@ -58,7 +60,7 @@ struct Inner {
 impl JobService {
     pub(crate) fn new(settings: JobSettings, hub: Arc<Hub>, shutdown: CancellationToken) -> Self {
         Self(Arc::new(Inner {
-            registry: Registry::new(settings.max_jobs),
+            registry: Registry::new(settings.max_jobs, settings.max_jobs_per_session),
             hub,
             worker: WorkerClient::new(&settings.worker_url, settings.worker_token.clone()),
             settings,
@@ -68,7 +70,7 @@ impl JobService {
 
     /// Starts a job for the session whose private topic is `session`, and answers as soon as the
     /// worker has taken it. A job the worker cannot take comes back already failed.
-    pub(crate) async fn start(&self, session: Topic) -> Result<JobView, RegistryFull> {
+    pub(crate) async fn start(&self, session: Topic) -> Result<JobView, StartError> {
         let timer = self.0.shutdown.child_token();
         let job = self.0.registry.start(session, timer.clone())?;
         let callback_url = format!("{}/callbacks/{}", self.0.settings.callback_base, job.id);

@@ -19,18 +19,29 @@ pub(crate) enum FinishError {
     AlreadyFinished,
 }
 
-/// Every job is running and the registry is full.
+/// Why a job could not start.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct RegistryFull;
+pub(crate) enum StartError {
+    /// Every job is running and the registry is full.
+    Full,
+    /// The session has its maximum of jobs running.
+    SessionBusy { limit: usize },
+}
 
-impl fmt::Display for RegistryFull {
+impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("every job slot is busy; try again in a moment")
+        match self {
+            Self::Full => f.write_str("every job slot is busy; try again in a moment"),
+            Self::SessionBusy { limit } => {
+                write!(f, "you have {limit} jobs running, the most one session may; wait for one to finish")
+            }
+        }
     }
 }
 
 pub(crate) struct Registry {
     max_jobs: usize,
+    max_per_session: usize,
     jobs: Mutex<HashMap<String, Job>>,
 }
 
@@ -43,21 +54,25 @@ struct Job {
 }
 
 impl Registry {
-    pub(crate) fn new(max_jobs: usize) -> Self {
-        Self { max_jobs, jobs: Mutex::default() }
+    pub(crate) fn new(max_jobs: usize, max_per_session: usize) -> Self {
+        Self { max_jobs, max_per_session, jobs: Mutex::default() }
     }
 
     /// Registers a running job for the session whose private topic is `session`; finishing it
     /// cancels `timer`.
-    pub(crate) fn start(&self, session: Topic, timer: CancellationToken) -> Result<JobView, RegistryFull> {
+    pub(crate) fn start(&self, session: Topic, timer: CancellationToken) -> Result<JobView, StartError> {
         let mut jobs = self.jobs.lock();
+        let running = jobs.values().filter(|job| job.session == session && !job.view.status.is_finished());
+        if running.count() >= self.max_per_session {
+            return Err(StartError::SessionBusy { limit: self.max_per_session });
+        }
         if jobs.len() >= self.max_jobs {
             let oldest_finished = jobs
                 .iter()
                 .filter(|(_, job)| job.view.status.is_finished())
                 .min_by_key(|(_, job)| job.started)
                 .map(|(id, _)| id.clone())
-                .ok_or(RegistryFull)?;
+                .ok_or(StartError::Full)?;
             jobs.remove(&oldest_finished);
         }
         let view = JobView {
@@ -114,13 +129,13 @@ mod tests {
     }
 
     /// Starts a job whose timer nobody watches.
-    fn start(jobs: &Registry, session: Topic) -> Result<JobView, RegistryFull> {
+    fn start(jobs: &Registry, session: Topic) -> Result<JobView, StartError> {
         jobs.start(session, CancellationToken::new())
     }
 
     #[test]
     fn a_job_finishes_once_and_only_if_known() {
-        let jobs = Registry::new(10);
+        let jobs = Registry::new(10, 10);
         let job = start(&jobs, session("a")).unwrap();
 
         let (topic, done) = jobs.finish(&job.id, JobStatus::Done, "42".into()).unwrap();
@@ -136,7 +151,7 @@ mod tests {
 
     #[test]
     fn finishing_a_job_stops_its_timer() {
-        let jobs = Registry::new(10);
+        let jobs = Registry::new(10, 10);
         let timer = CancellationToken::new();
         let job = jobs.start(session("a"), timer.clone()).unwrap();
         assert!(!timer.is_cancelled());
@@ -148,7 +163,7 @@ mod tests {
 
     #[test]
     fn sessions_see_only_their_own_jobs() {
-        let jobs = Registry::new(10);
+        let jobs = Registry::new(10, 10);
         let mine = start(&jobs, session("a")).unwrap();
         start(&jobs, session("b")).unwrap();
         assert_eq!(jobs.of_session(&session("a")), vec![mine]);
@@ -156,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_full_registry_forgets_the_oldest_finished_job_or_refuses() {
-        let jobs = Registry::new(2);
+        let jobs = Registry::new(2, 10);
         let old = start(&jobs, session("a")).unwrap();
         let running = start(&jobs, session("a")).unwrap();
         jobs.finish(&old.id, JobStatus::Done, "ok".into()).unwrap();
@@ -164,6 +179,18 @@ mod tests {
         let new = start(&jobs, session("a")).unwrap();
         let ids: Vec<_> = jobs.of_session(&session("a")).into_iter().map(|job| job.id).collect();
         assert!(ids.contains(&running.id) && ids.contains(&new.id) && !ids.contains(&old.id), "{ids:?}");
-        assert_eq!(start(&jobs, session("a")), Err(RegistryFull));
+        assert_eq!(start(&jobs, session("b")), Err(StartError::Full));
+    }
+
+    #[test]
+    fn a_session_may_have_only_so_many_jobs_running() {
+        let jobs = Registry::new(10, 2);
+        let first = start(&jobs, session("a")).unwrap();
+        start(&jobs, session("a")).unwrap();
+
+        assert_eq!(start(&jobs, session("a")), Err(StartError::SessionBusy { limit: 2 }));
+        start(&jobs, session("b")).expect("another session is not held back");
+        jobs.finish(&first.id, JobStatus::Done, "ok".into()).unwrap();
+        start(&jobs, session("a")).expect("a finished job frees its place");
     }
 }

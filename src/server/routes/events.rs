@@ -11,7 +11,7 @@ use crate::server::{error::ApiError, event::Topic, hub::Hub, sse::Streams};
 pub(crate) async fn event_stream(
     State(streams): State<Streams>,
     State(hub): State<Arc<Hub>>,
-    StreamRequest { session, query, resume }: StreamRequest,
+    StreamRequest { session, client, query, resume }: StreamRequest,
 ) -> Result<Response, ApiError> {
     let topics = parse_topics(&query, streams.max_topics())?;
     if topics.is_empty() {
@@ -22,7 +22,7 @@ pub(crate) async fn event_stream(
         return Err(ApiError::Forbidden(format!("topic {foreign} belongs to another session")));
     }
 
-    let slot = streams.reserve()?;
+    let slot = streams.reserve(client)?;
     let subscription = hub.subscribe(topics, resume.as_deref());
     Ok(streams.respond(subscription.into_stream(), slot))
 }

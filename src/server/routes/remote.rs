@@ -20,9 +20,9 @@ pub(crate) async fn page_stream(
     State(streams): State<Streams>,
     State(hub): State<Arc<Hub>>,
     State(clock): State<Clock>,
-    StreamRequest { session, resume, .. }: StreamRequest,
+    StreamRequest { session, client, resume, .. }: StreamRequest,
 ) -> Result<Response, ApiError> {
-    let slot = streams.reserve()?;
+    let slot = streams.reserve(client)?;
     let session_events = hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream();
 
     let ticks = WatchStream::from_changes(clock);
