@@ -9,6 +9,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_telemetry();
     let stop = shutdown_signal()?;
     let leptos_options = leptos::config::get_configuration(None)?.leptos_options;
+    if let Err(problem) = config.check(leptos_options.site_addr) {
+        // As clap does for a value it refuses: one line, exit code 2.
+        eprintln!("error: {problem}");
+        std::process::exit(2);
+    }
 
     let app = Application::build(config, leptos_options).await?;
     tracing::info!("listening on http://{}", app.local_addr()?);

@@ -2,7 +2,7 @@
 //! overridden by command-line flags. The listening address and site folder are Leptos's
 //! (`LEPTOS_SITE_ADDR`, `LEPTOS_SITE_ROOT`), so that `cargo leptos` drives them as usual.
 
-use std::{num::NonZeroU32, time::Duration};
+use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use axum_extra::extract::cookie::Key;
 use clap::Parser;
@@ -123,7 +123,41 @@ pub struct Config {
     pub session_key: Option<String>,
 }
 
+/// The development secrets `make run` sets all start with this: they are public.
+const DEVELOPMENT_SECRET_PREFIX: &str = "dev-only-";
+
 impl Config {
+    /// What clap cannot check alone: a public URL that is not http(s), and the public
+    /// development secrets on an address other than loopback. The error names the setting.
+    pub fn check(&self, listen: SocketAddr) -> Result<(), String> {
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(format!(
+                    "HERALD_PUBLIC_URL (--public-url) must be an http:// or https:// URL, not {url:?}"
+                ));
+            }
+        }
+        let secrets = [
+            ("HERALD_PUBLISH_TOKEN (--publish-token)", &self.publish_token),
+            ("HERALD_CALLBACK_SECRET (--callback-secret)", &self.callback_secret),
+            ("HERALD_WORKER_TOKEN (--worker-token)", &self.worker_token),
+            ("HERALD_SESSION_KEY (--session-key)", &self.session_key),
+        ];
+        if !listen.ip().is_loopback() {
+            let public = secrets.iter().find(|(_, value)| {
+                value.as_deref().is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX))
+            });
+            if let Some((setting, _)) = public {
+                return Err(format!(
+                    "{setting} is a public development secret, and Herald listens on {listen}, beyond loopback: set your own"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn hub_settings(&self) -> HubSettings {
         HubSettings {
             history_len: self.history_len as usize,

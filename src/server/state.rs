@@ -13,7 +13,7 @@ use super::{
     extract::BodyLimit,
     hub::Hub,
     jobs::JobService,
-    routes::{callbacks::Callbacks, publish::Publishing},
+    routes::{callbacks::Callbacks, health::Readiness, publish::Publishing},
     session::Sessions,
     sse::Streams,
 };
@@ -28,6 +28,7 @@ pub(crate) struct AppState {
     callbacks: Callbacks,
     jobs: JobService,
     sessions: Sessions,
+    readiness: Readiness,
     body_limit: BodyLimit,
 }
 
@@ -47,6 +48,7 @@ impl AppState {
             streams: Streams::new(config.stream_settings(), shutdown.clone()),
             publishing: Publishing::new(config.publish_settings()),
             callbacks: Callbacks::new(config.callback_settings()),
+            readiness: Readiness::new(shutdown.clone()),
             sessions: Sessions::new(config.session_key(), callback_base.starts_with("https://")),
             jobs: JobService::new(config.job_settings(callback_base), Arc::clone(&hub), shutdown.clone()),
             body_limit: BodyLimit(config.max_body),

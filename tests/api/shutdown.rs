@@ -84,3 +84,45 @@ async fn the_binary_exits_promptly_on_sigterm_with_a_stream_open() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "SIGTERM took {took:?} to stop the server");
 }
+
+/// Runs the real binary with `env` (and nothing else of this process's environment) until it
+/// exits by itself: its exit code and what it wrote to stderr.
+async fn refused_start(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, run).await.expect("the server exits by itself").unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_server_with_exit_code_2_and_one_line_naming_it() {
+    for (what, env, names) in [
+        ("a zero keep-alive", vec![("HERALD_KEEP_ALIVE", "0s")], "--keep-alive"),
+        ("a short session key", vec![("HERALD_SESSION_KEY", "short")], "--session-key"),
+        ("a public URL that is not http", vec![("HERALD_PUBLIC_URL", "ftp://herald")], "HERALD_PUBLIC_URL"),
+        (
+            "a development secret beyond loopback",
+            vec![("LEPTOS_SITE_ADDR", "0.0.0.0:0"), ("HERALD_PUBLISH_TOKEN", "dev-only-publish-token")],
+            "HERALD_PUBLISH_TOKEN",
+        ),
+    ] {
+        let (code, stderr) = refused_start(&env).await;
+        assert_eq!(code, Some(2), "{what}: {stderr}");
+        let lines: Vec<_> = stderr.lines().filter(|line| line.starts_with("error:")).collect();
+        assert_eq!(lines.len(), 1, "{what}: {stderr}");
+        assert!(lines[0].contains(names), "{what}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn development_secrets_are_fine_on_loopback() {
+    let server = RunningBinary::start(
+        env!("CARGO_BIN_EXE_herald"),
+        &[("LEPTOS_SITE_ADDR", "127.0.0.1:0"), ("HERALD_PUBLISH_TOKEN", "dev-only-publish-token")],
+    )
+    .await;
+    assert!(server.url.starts_with("http://127.0.0.1:"));
+}

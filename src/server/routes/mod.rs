@@ -56,6 +56,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/publish", post(publish::publish).layer(body_limit))
         .route("/callbacks/{job_id}", post(callbacks::job_finished).layer(body_limit))
         .route("/healthz", get(health::health))
+        .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::metrics))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
         .layer(TraceLayer::new_for_http())
@@ -78,11 +79,15 @@ mod tests {
     use crate::server::config::Config;
 
     fn app(adjust: impl FnOnce(&mut Config)) -> Router {
+        app_stopped_by(CancellationToken::new(), adjust)
+    }
+
+    fn app_stopped_by(shutdown: CancellationToken, adjust: impl FnOnce(&mut Config)) -> Router {
         let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
         config.publish_token = Some("token".to_owned());
         adjust(&mut config);
         let options = leptos::config::LeptosOptions::builder().output_name("herald").build();
-        router(AppState::new(&config, options, &CancellationToken::new()))
+        router(AppState::new(&config, options, &shutdown))
     }
 
     async fn answer(
@@ -108,6 +113,23 @@ mod tests {
         let (status, _, body) =
             answer(app(|_| {}), Request::get("/healthz").body(Body::empty()).unwrap()).await;
         assert_eq!((status, body), (StatusCode::OK, serde_json::json!({"status": "ok"})));
+    }
+
+    #[tokio::test]
+    async fn readyz_is_ready_until_shutdown_starts_while_healthz_stays_ok() {
+        let shutdown = CancellationToken::new();
+        let app = app_stopped_by(shutdown.clone(), |_| {});
+        let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+
+        let (status, _, body) = answer(app.clone(), get("/readyz")).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+        shutdown.cancel();
+        let (status, _, body) = answer(app.clone(), get("/readyz")).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("shutting-down"))
+        );
+        assert_eq!(answer(app, get("/healthz")).await.0, StatusCode::OK);
     }
 
     #[tokio::test]
