@@ -19,6 +19,18 @@ use crate::stream::use_page_events;
 /// The home page's document: the server renders it, and the wasm bundle hydrates its body.
 #[cfg(feature = "ssr")]
 pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
+    // Scripts run only from this origin, or inline with this response's nonce (the hydration
+    // script); wasm may compile; the stream and the server functions are same-origin.
+    let nonce = leptos::nonce::use_nonce().map(|nonce| format!(" 'nonce-{nonce}'")).unwrap_or_default();
+    // `cargo leptos watch` reloads the page over a websocket to its reload port.
+    let reload = std::env::var_os("LEPTOS_WATCH")
+        .map(|_| format!(" ws://{}:{}", options.site_addr.ip(), options.reload_port))
+        .unwrap_or_default();
+    page_headers(&format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{nonce}; connect-src 'self'{reload}; \
+         img-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    ));
     document(
         "Herald",
         view! {
@@ -35,6 +47,9 @@ pub(crate) fn not_found(_: LeptosOptions) -> impl IntoView {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
     }
+    page_headers(
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+    );
     document(
         "Not found · Herald",
         (),
@@ -48,6 +63,19 @@ pub(crate) fn not_found(_: LeptosOptions) -> impl IntoView {
             </main>
         },
     )
+}
+
+/// The headers of an HTML page: its Content-Security-Policy, and no caching, so that a new
+/// deployment's page (and the assets it names) is fetched at once.
+#[cfg(feature = "ssr")]
+fn page_headers(policy: &str) {
+    use axum::http::{header, HeaderValue};
+
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        let policy = HeaderValue::from_str(policy).expect("the policy is visible ASCII");
+        response.insert_header(header::CONTENT_SECURITY_POLICY, policy);
+        response.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
 }
 
 #[cfg(feature = "ssr")]

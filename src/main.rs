@@ -6,7 +6,7 @@ use herald::server::{init_telemetry, shutdown_signal, Application, Config};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
-    init_telemetry();
+    init_telemetry(config.log_format);
     let stop = shutdown_signal()?;
     let leptos_options = leptos::config::get_configuration(None)?.leptos_options;
     if let Err(problem) = config.check(leptos_options.site_addr) {

@@ -82,6 +82,34 @@ test("a first page load logs no console errors and has no failed requests", asyn
   expect(problems).toEqual([]);
 });
 
+test("the page hydrates under its Content-Security-Policy without a violation", async ({ page }) => {
+  const violations: string[] = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy|Refused to/i.test(message.text())) violations.push(message.text());
+  });
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (event) =>
+      console.error(`Refused to load: ${event.violatedDirective} ${event.blockedURI}`),
+    );
+  });
+
+  const response = await page.goto("/");
+  expect(response?.headers()["content-security-policy"]).toContain("'wasm-unsafe-eval'");
+  await expect(page.getByTestId("connection-state")).toHaveText("live");
+  await expect.poll(async () => (await ticksShown(page)).length).toBeGreaterThanOrEqual(2);
+
+  expect(violations).toEqual([]);
+});
+
+test("the session cookie is not readable from script", async ({ page, context }) => {
+  await page.goto("/");
+  await expect(page.getByTestId("connection-state")).toHaveText("live");
+
+  const cookies = await context.cookies();
+  expect(cookies.find((cookie) => cookie.name === "herald_session")?.httpOnly).toBe(true);
+  expect(await page.evaluate(() => document.cookie)).not.toContain("herald_session");
+});
+
 test("the list shows the newest tick first", async ({ page }) => {
   // The cap of 20 entries is a unit test of the component (live_clock.rs).
   await page.goto("/");

@@ -10,7 +10,9 @@ use axum::{
     Json, Router,
 };
 use clap::Parser;
-use herald::server::{check_bearer, init_telemetry, shutdown_signal, sign_callback, SIGNATURE_HEADER};
+use herald::server::{
+    check_bearer, init_telemetry, shutdown_signal, sign_callback, LogFormat, SIGNATURE_HEADER,
+};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
@@ -55,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if config.min_work > config.max_work {
         return Err("--min-work must not be longer than --max-work".into());
     }
-    init_telemetry();
+    init_telemetry(LogFormat::Text);
     let stop = shutdown_signal()?;
 
     let listener = tokio::net::TcpListener::bind(config.addr).await?;

@@ -12,6 +12,15 @@ use super::{
     signature::CallbackSettings, sse::StreamSettings,
 };
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, with its span's fields.
+    Text,
+    /// For log collectors: one JSON object per line.
+    Json,
+}
+
 /// Every setting of the server. Each service takes its own part, built by one method below.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "herald", version, about = "Live events from server to browser over SSE")]
@@ -112,6 +121,15 @@ pub struct Config {
     #[arg(long, env = "HERALD_JOB_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
     pub job_timeout: Duration,
 
+    /// Origins (such as `https://app.example`) whose pages may open `/events` across origins,
+    /// comma-separated; none by default.
+    #[arg(long, env = "HERALD_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub cors_allow_origins: Vec<String>,
+
+    /// How logs are written to stderr (filter them with RUST_LOG).
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// This server's address as the worker should call it back; defaults to the bound address.
     /// Session cookies are marked `Secure` when it is https.
     #[arg(long, env = "HERALD_PUBLIC_URL")]
@@ -145,6 +163,13 @@ impl Config {
             ("HERALD_WORKER_TOKEN (--worker-token)", &self.worker_token),
             ("HERALD_SESSION_KEY (--session-key)", &self.session_key),
         ];
+        if let Some(bad) = self
+            .cors_allow_origins
+            .iter()
+            .find(|origin| axum::http::HeaderValue::from_str(origin).is_err() || !origin.contains("://"))
+        {
+            return Err(format!("HERALD_CORS_ALLOW_ORIGINS (--cors-allow-origins) holds {bad:?}, which is not an origin such as https://app.example"));
+        }
         if !listen.ip().is_loopback() {
             let public = secrets.iter().find(|(_, value)| {
                 value.as_deref().is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX))

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use bearer::{check_bearer, BearerError};
-pub use config::Config;
+pub use config::{Config, LogFormat};
 pub use shutdown::signal as shutdown_signal;
 pub use signature::{sign as sign_callback, HEADER as SIGNATURE_HEADER};
 pub use telemetry::init as init_telemetry;
@@ -45,6 +45,9 @@ impl Application {
     /// Binds `leptos_options.site_addr` (port 0 picks a free port), then builds the state and
     /// starts its background tasks.
     pub async fn build(config: Config, mut leptos_options: LeptosOptions) -> io::Result<Self> {
+        config
+            .check(leptos_options.site_addr)
+            .map_err(|problem| io::Error::new(io::ErrorKind::InvalidInput, problem))?;
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
         leptos_options.site_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();

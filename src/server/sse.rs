@@ -138,10 +138,11 @@ impl Streams {
     pub(crate) fn respond(&self, frames: impl Stream<Item = Bytes> + Send + 'static, slot: Slot) -> Response {
         let idle = self.settings.keep_alive;
         let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
+        let lifetime = Lifetime::begin();
         let body = stream::once(future::ready(event::retry_frame(jittered(self.settings.retry))))
             .chain(frames)
             .map(move |frame| {
-                let _ = &slot;
+                let _ = (&slot, &lifetime);
                 frame
             });
         let (shutdown, farewell) = (self.shutdown.clone(), self.farewell.clone());
@@ -161,6 +162,27 @@ impl Streams {
             Body::from_stream(body),
         )
             .into_response()
+    }
+}
+
+/// Logs a stream's opening, and its closing with how long it was open, in the span of the
+/// request that opened it (which names the route and the request id).
+struct Lifetime {
+    opened: std::time::Instant,
+    span: tracing::Span,
+}
+
+impl Lifetime {
+    fn begin() -> Self {
+        tracing::info!("stream opened");
+        Self { opened: std::time::Instant::now(), span: tracing::Span::current() }
+    }
+}
+
+impl Drop for Lifetime {
+    fn drop(&mut self) {
+        let seconds = self.opened.elapsed().as_secs_f64();
+        self.span.in_scope(|| tracing::info!(seconds = format_args!("{seconds:.3}"), "stream closed"));
     }
 }
 

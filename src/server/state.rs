@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     jobs: JobService,
     sessions: Sessions,
     readiness: Readiness,
+    #[from_ref(skip)]
+    cors_allow_origins: Vec<axum::http::HeaderValue>,
     body_limit: BodyLimit,
 }
 
@@ -49,6 +51,13 @@ impl AppState {
             publishing: Publishing::new(config.publish_settings()),
             callbacks: Callbacks::new(config.callback_settings()),
             readiness: Readiness::new(shutdown.clone()),
+            cors_allow_origins: config
+                .cors_allow_origins
+                .iter()
+                .map(|origin| {
+                    origin.parse().expect("Config::check refuses origins that are not header values")
+                })
+                .collect(),
             sessions: Sessions::new(config.session_key(), callback_base.starts_with("https://")),
             jobs: JobService::new(config.job_settings(callback_base), Arc::clone(&hub), shutdown.clone()),
             body_limit: BodyLimit(config.max_body),
@@ -62,6 +71,10 @@ impl AppState {
 
     pub(crate) fn jobs(&self) -> &JobService {
         &self.jobs
+    }
+
+    pub(crate) fn cors_allow_origins(&self) -> &[axum::http::HeaderValue] {
+        &self.cors_allow_origins
     }
 
     pub(crate) fn sessions(&self) -> &Sessions {

@@ -6,6 +6,7 @@ mod docs;
 mod events;
 mod helpers;
 mod hostile;
+mod http;
 mod pages;
 mod publish;
 mod remote;

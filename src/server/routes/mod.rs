@@ -10,13 +10,25 @@ pub(crate) mod remote;
 pub(crate) mod stream_request;
 
 use axum::{
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, Request},
+    http::{header, HeaderName, HeaderValue, Method},
     middleware,
     routing::{get, on, post, MethodFilter},
     Router,
 };
 use leptos::{context::provide_context, server_fn::axum::server_fn_paths};
-use tower_http::trace::TraceLayer;
+use tower::util::option_layer;
+use tower_http::{
+    compression::{
+        predicate::{DefaultPredicate, NotForContentType, Predicate},
+        CompressionLayer,
+    },
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+    LatencyUnit,
+};
 
 use super::{session, state::AppState};
 use crate::app::{not_found, shell};
@@ -30,6 +42,14 @@ pub(crate) fn router(state: AppState) -> Router {
         let jobs = state.jobs().clone();
         move || provide_context(jobs.clone())
     };
+    let page_context = {
+        let provide_jobs = provide_jobs.clone();
+        move || {
+            provide_jobs();
+            // The page's Content-Security-Policy allows its hydration script by this nonce.
+            leptos::nonce::provide_nonce();
+        }
+    };
     let home = {
         let options = state.leptos_options().clone();
         move || shell(options.clone())
@@ -40,8 +60,8 @@ pub(crate) fn router(state: AppState) -> Router {
     // What a browser uses gets a session cookie; the server-to-server API and static files do not.
     let browser_routes = Router::new()
         .route("/remote", get(remote::page_stream))
-        .route("/events", get(events::event_stream))
-        .route("/", get(leptos_axum::render_app_to_stream_with_context(provide_jobs.clone(), home)));
+        .route("/events", get(events::event_stream).layer(option_layer(cors(state.cors_allow_origins()))))
+        .route("/", get(leptos_axum::render_app_to_stream_with_context(page_context, home)));
     // Each server function at its own path and method, so that any other path under /api is a
     // plain 404 like everywhere else.
     let browser_routes = server_fn_paths()
@@ -59,8 +79,37 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::metrics))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
-        .layer(TraceLayer::new_for_http())
+        // Streams are never compressed: a compressor holds bytes back until its block fills.
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        // One line per request at info, with its id; nothing per event.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Each request's id: the client's, or a new UUID; echoed in the answer and logged.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Cross-origin access to `/events` for the listed origins only; none when the list is empty.
+fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
+    (!origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET])
+            .allow_headers([HeaderName::from_static("last-event-id")])
+            // Private topics need the session cookie: `new EventSource(url, {withCredentials: true})`.
+            .allow_credentials(true)
+    })
 }
 
 /// The router on its own, without a socket, as axum's `testing` example drives it: one request
