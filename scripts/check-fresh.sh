@@ -3,19 +3,22 @@
 # with only make, git, ca-certificates and rustup's stable Rust, a clone of HEAD passes
 # `CI=true bash .ci/run` (that is `make test`, which sets up everything else itself).
 #
-#   scripts/check-fresh.sh [--release NAME]... [--dir DIR] [--keep] [--mirror URL]
+#   scripts/check-fresh.sh [--release NAME]... [--dir DIR] [--keep] [--mirror URL] [--bare-toolchain]
 #
 #   --release NAME  a Debian release to check; repeatable (default: bookworm, then trixie)
 #   --dir DIR       where the root filesystems go, DIR/<release> (default /var/tmp/herald-check-fresh);
 #                   each needs about 15 GB
 #   --keep          keep each root filesystem afterwards (default: remove it)
 #   --mirror URL    the Debian mirror (default http://deb.debian.org/debian)
+#   --bare-toolchain  copy the toolchain with the host's standard library only, as rustup-init's
+#                   default profile leaves it: rustup then adds the wasm target that
+#                   rust-toolchain.toml names, and in doing so updates stable to the newest release
 #
 # Runs as root (debootstrap, mount, chroot) and takes about 20 minutes a release on 2 cores, so it
-# is not part of `make test`. What is copied from this machine: rustup with its proxies and the
-# active toolchain as rustup's default profile leaves it (no cargo registry, no installed cargo
-# tools, no targets beyond the host's), the CA certificates this machine trusts (with the
-# environment variables that point at them), /etc/resolv.conf. The committed HEAD is tested, not
+# is not part of `make test`. What is copied from this machine: rustup with its proxies, its
+# settings and the active toolchain (not the cargo registry, not the cargo tools installed here),
+# the CA certificates this machine trusts (with the environment variables that point at them),
+# /etc/resolv.conf. The committed HEAD is tested, not
 # the working tree. The chroot shares this machine's network: ports 3000-3002 must be free while
 # its Playwright tests run.
 set -euo pipefail
@@ -24,16 +27,18 @@ repo=$(cd "$(dirname "$0")/.." && pwd -P)
 releases=()
 work=/var/tmp/herald-check-fresh
 keep=false
+bare_toolchain=false
 mirror=http://deb.debian.org/debian
 security_mirror=http://deb.debian.org/debian-security
 
-usage() { sed -n '6,12s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '6,15s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --release) [ $# -ge 2 ] || { usage >&2; exit 2; }; releases+=("$2"); shift 2 ;;
     --dir) [ $# -ge 2 ] || { usage >&2; exit 2; }; work=$2; shift 2 ;;
     --mirror) [ $# -ge 2 ] || { usage >&2; exit 2; }; mirror=$2; shift 2 ;;
     --keep) keep=true; shift ;;
+    --bare-toolchain) bare_toolchain=true; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -189,10 +194,11 @@ check_release() {
   cp -a "$sysroot/." "$root/root/.rustup/toolchains/$toolchain/"
   [ -f "$rustup_home/update-hashes/$toolchain" ] &&
     cp "$rustup_home/update-hashes/$toolchain" "$root/root/.rustup/update-hashes/"
-  # rustup's default profile has only the host's standard library: setup adds the wasm target.
-  for v in $(in_chroot "$root" rustup target list --installed --toolchain "$toolchain"); do
-    [ "$v" = "$host_triple" ] || in_chroot "$root" rustup target remove --toolchain "$toolchain" "$v"
-  done
+  if $bare_toolchain; then
+    for v in $(in_chroot "$root" rustup target list --installed --toolchain "$toolchain"); do
+      [ "$v" = "$host_triple" ] || in_chroot "$root" rustup target remove --toolchain "$toolchain" "$v"
+    done
+  fi
   in_chroot "$root" rustc --version
   done_step
 
@@ -210,7 +216,8 @@ check_release() {
   in_chroot "$root" bash -c 'cd /root/herald && CI=true bash .ci/run' 2>&1 | tee "$work/$rel-ci.log"
   done_step
 
-  echo "$rel: PASS; ${times%, }" >>"$summary"
+  v=$(in_chroot "$root" bash -c 'cd /root/herald && rustc --version')
+  echo "$rel: PASS with $v; ${times%, }" >>"$summary"
 }
 
 say "checking $head_commit on ${releases[*]}, under $work"
