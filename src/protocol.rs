@@ -88,6 +88,17 @@ pub enum ResetReason {
 }
 
 impl ResetReason {
+    /// The reason as it is written on the wire, e.g. `malformed-id`.
+    #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MalformedId => "malformed-id",
+            Self::OtherIncarnation => "other-incarnation",
+            Self::UnknownId => "unknown-id",
+            Self::Expired => "expired",
+        }
+    }
+
     pub fn explanation(self) -> &'static str {
         match self {
             Self::MalformedId => "the Last-Event-ID is not an id this server issued",
@@ -193,6 +204,14 @@ mod tests {
     fn reset_reasons_are_written_in_kebab_case() {
         let text = serde_json::to_string(&ResetNotice::from(ResetReason::MalformedId)).unwrap();
         assert!(text.starts_with(r#"{"reason":"malformed-id","message":"#), "{text}");
+        for reason in [
+            ResetReason::MalformedId,
+            ResetReason::OtherIncarnation,
+            ResetReason::UnknownId,
+            ResetReason::Expired,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -32,8 +33,8 @@ impl FramedTick {
 /// The latest tick. A subscriber that misses one simply sees the next.
 pub(crate) type Clock = watch::Receiver<FramedTick>;
 
-/// Starts the clock; it stops when `shutdown` is cancelled.
-pub(crate) fn spawn(shutdown: CancellationToken) -> Clock {
+/// Starts the clock, counting each tick in `ticks_sent`; it stops when `shutdown` is cancelled.
+pub(crate) fn spawn(shutdown: CancellationToken, ticks_sent: Counter) -> Clock {
     let (sender, ticks) = watch::channel(FramedTick::now());
     tokio::spawn(async move {
         loop {
@@ -45,6 +46,7 @@ pub(crate) fn spawn(shutdown: CancellationToken) -> Clock {
             if sender.send(FramedTick::now()).is_err() {
                 return;
             }
+            ticks_sent.inc();
         }
     });
     ticks
@@ -110,7 +112,7 @@ mod tests {
     #[tokio::test]
     async fn the_clock_ticks_on_whole_seconds_and_stops_on_shutdown() {
         let shutdown = CancellationToken::new();
-        let mut ticks = spawn(shutdown.clone());
+        let mut ticks = spawn(shutdown.clone(), Counter::default());
         ticks.changed().await.unwrap();
         let tick = ticks.borrow_and_update().tick.0;
         assert!(tick.timestamp_subsec_millis() < 100, "tick at {tick} is not on the second");

@@ -8,8 +8,8 @@ use axum_extra::extract::cookie::Key;
 use clap::Parser;
 
 use super::{
-    hub::HubSettings, jobs::JobSettings, routes::publish::PublishSettings, serve::ServeSettings,
-    signature::CallbackSettings, sse::StreamSettings,
+    hub::HubSettings, jobs::JobSettings, metrics::Metrics, routes::publish::PublishSettings,
+    serve::ServeSettings, signature::CallbackSettings, sse::StreamSettings,
 };
 
 /// How log lines are written.
@@ -201,8 +201,11 @@ impl Config {
         }
     }
 
-    pub(crate) fn serve_settings(&self) -> ServeSettings {
+    /// `metrics` counts the connections.
+    pub(crate) fn serve_settings(&self, metrics: &Metrics) -> ServeSettings {
         ServeSettings {
+            connections_opened: metrics.connections_opened.clone(),
+            connections_closed: metrics.connections_closed.clone(),
             header_read_timeout: self.header_read_timeout,
             write_timeout: self.write_timeout,
             shutdown_grace: self.shutdown_grace,

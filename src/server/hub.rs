@@ -9,10 +9,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -24,6 +21,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
+pub use super::metrics::HubStats;
+use super::metrics::{ReasonLabel, TopicClass};
 use crate::protocol::{ResetNotice, ResetReason, RESET_EVENT};
 
 #[derive(Clone, Debug)]
@@ -46,14 +45,6 @@ pub struct Published {
     pub duplicate: bool,
 }
 
-/// Counters for the metrics endpoint and the tests.
-#[derive(Debug, Default)]
-pub struct HubStats {
-    pub published: AtomicU64,
-    pub lagged: AtomicU64,
-    pub resets: AtomicU64,
-}
-
 pub struct Hub {
     incarnation: u64,
     settings: HubSettings,
@@ -73,7 +64,13 @@ struct State {
     /// Each subscriber's topics, to leave them when it goes.
     subscribers: HashMap<u64, Vec<Topic>>,
     /// Each topic's subscribers and their queues, side by side for a fast fan-out.
-    by_topic: HashMap<Topic, Vec<(u64, mpsc::Sender<Bytes>)>>,
+    by_topic: HashMap<Topic, Vec<(u64, mpsc::Sender<LiveFrame>)>>,
+}
+
+/// A frame on its way to one subscriber, with when it was published, for the latency histogram.
+struct LiveFrame {
+    bytes: Bytes,
+    published: Instant,
 }
 
 struct Stored {
@@ -150,10 +147,13 @@ impl Hub {
         state.last_seq += 1;
         let id = self.id(state.last_seq);
         let frame = event::frame(Some(id), name.as_ref(), &data);
-        let subscribers = self.fan_out(state, &topic, &frame);
+        let subscribers = self.fan_out(state, &topic, &frame, now);
+        let class = TopicClass::of(&topic);
         state.history.push_back(Stored { seq: id.seq, topic, at: now, frame, idempotency_key });
         self.forget_old(state, now);
-        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        self.stats.published.inc();
+        self.stats.published_as(class).inc();
+        self.stats.delivered_as(class).inc_by(subscribers as u64);
         Published { id, subscribers, duplicate: false }
     }
 
@@ -169,7 +169,8 @@ impl Hub {
             None => vec![],
             Some(Ok(missed)) => missed,
             Some(Err(reason)) => {
-                self.stats.resets.fetch_add(1, Ordering::Relaxed);
+                self.stats.resets.inc();
+                self.stats.resets_by_reason.get_or_create(&ReasonLabel { reason: reason.name() }).inc();
                 vec![self.reset_frame(&state, reason)]
             }
         };
@@ -226,14 +227,14 @@ impl Hub {
         event::frame(Some(self.id(state.last_seq)), Some(&EventName::known(RESET_EVENT)), &data)
     }
 
-    fn fan_out(&self, state: &mut State, topic: &Topic, frame: &Bytes) -> usize {
+    fn fan_out(&self, state: &mut State, topic: &Topic, frame: &Bytes, published: Instant) -> usize {
         let Some(queues) = state.by_topic.get(topic) else {
             return 0;
         };
         let mut delivered = 0;
         let mut too_slow = vec![];
         for (key, queue) in queues {
-            match queue.try_send(frame.clone()) {
+            match queue.try_send(LiveFrame { bytes: frame.clone(), published }) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*key),
                 // The stream is going away; its membership removes it in a moment.
@@ -241,7 +242,7 @@ impl Hub {
             }
         }
         for key in too_slow {
-            self.stats.lagged.fetch_add(1, Ordering::Relaxed);
+            self.stats.lagged.inc();
             tracing::debug!(subscriber = key, "queue full: dropping the subscriber");
             remove_subscriber(state, key);
         }
@@ -292,7 +293,7 @@ fn remove_subscriber(state: &mut State, key: u64) {
 pub struct Subscription {
     /// Frames to send before any live one: missed events, or a single reset.
     pub opening: Vec<Bytes>,
-    receiver: mpsc::Receiver<Bytes>,
+    receiver: mpsc::Receiver<LiveFrame>,
     _membership: Membership,
 }
 
@@ -303,8 +304,8 @@ impl Subscription {
         // The closure owns the membership, so the subscriber leaves the hub exactly when the
         // stream is dropped, however it ends.
         let live = ReceiverStream::new(receiver).map(move |frame| {
-            let _ = &membership;
-            frame
+            membership.hub.stats.publish_to_write.observe(frame.published.elapsed().as_secs_f64());
+            frame.bytes
         });
         futures::stream::iter(opening).chain(live)
     }
@@ -343,7 +344,7 @@ mod tests {
     }
 
     async fn next(subscription: &mut Subscription) -> String {
-        text(&subscription.receiver.recv().await.expect("a live frame"))
+        text(&subscription.receiver.recv().await.expect("a live frame").bytes)
     }
 
     #[test]
@@ -409,7 +410,7 @@ mod tests {
             assert!(frame.starts_with("id: 5-4\nevent: reset\ndata: {"), "{last_event_id}: {frame}");
             assert!(frame.contains(&format!("\"reason\":\"{reason}\"")), "{last_event_id}: {frame}");
         }
-        assert_eq!(hub.stats.resets.load(Ordering::Relaxed), 4);
+        assert_eq!(hub.stats.resets.get(), 4);
         // The oldest id still in the history resumes exactly.
         assert_eq!(hub.subscribe(vec![topic("a")], Some("5-2")).opening.len(), 2);
     }
@@ -434,7 +435,7 @@ mod tests {
             next(&mut fast).await;
         }
 
-        assert_eq!(hub.stats.lagged.load(Ordering::Relaxed), 1);
+        assert_eq!(hub.stats.lagged.get(), 1);
         assert_eq!(hub.subscribers(), 1);
         // The slow stream keeps what it had queued, then ends: its client resumes from there.
         let kept: Vec<_> = slow.into_stream().collect().await;

@@ -9,6 +9,7 @@ pub(crate) mod event;
 pub(crate) mod extract;
 pub(crate) mod hub;
 pub(crate) mod jobs;
+pub(crate) mod metrics;
 pub(crate) mod random;
 pub(crate) mod routes;
 pub(crate) mod serve;
@@ -52,12 +53,8 @@ impl Application {
         leptos_options.site_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let state = state::AppState::new(&config, leptos_options, &shutdown);
-        Ok(Self {
-            listener,
-            router: routes::router(state),
-            shutdown,
-            serve_settings: config.serve_settings(),
-        })
+        let serve_settings = config.serve_settings(state.metrics());
+        Ok(Self { listener, router: routes::router(state), shutdown, serve_settings })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {

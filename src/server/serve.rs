@@ -12,6 +12,7 @@ use hyper_util::{
     server::{conn::auto::Builder, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
+use prometheus_client::metrics::counter::Counter;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,8 @@ const MAX_REQUEST_HEAD: usize = 64 * 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 pub(crate) struct ServeSettings {
+    pub connections_opened: Counter,
+    pub connections_closed: Counter,
     pub header_read_timeout: Duration,
     pub write_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -79,10 +82,13 @@ pub(crate) async fn serve(
         let io = TokioIo::new(Box::pin(stream));
         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         let connection = graceful.watch(connection);
+        settings.connections_opened.inc();
+        let closed = settings.connections_closed.clone();
         connections.spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "connection closed with an error");
             }
+            closed.inc();
         });
     }
     drop(listener);

@@ -16,6 +16,7 @@ use axum::{
 use bytes::Bytes;
 use futures::{future, stream, Stream, StreamExt};
 use parking_lot::Mutex;
+use prometheus_client::metrics::{family::Family, gauge::Gauge};
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     error::ApiError,
     event::{self, EventName},
+    metrics::RouteLabel,
 };
 use crate::protocol::{ShutdownNotice, SHUTDOWN_EVENT};
 
@@ -51,6 +53,8 @@ pub(crate) struct Streams {
     slots: Arc<Semaphore>,
     /// Open streams per client address; an address leaves the map with its last stream.
     per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Open streams by route, for the metrics.
+    by_route: Family<RouteLabel, Gauge>,
     /// The last event of every stream when the server shuts down, framed once. It has no id, so
     /// the client's `Last-Event-ID` still names the last event it got and a reconnect resumes.
     farewell: Bytes,
@@ -85,11 +89,16 @@ impl Drop for ClientShare {
 }
 
 impl Streams {
-    pub(crate) fn new(settings: StreamSettings, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(
+        settings: StreamSettings,
+        by_route: Family<RouteLabel, Gauge>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let notice = serde_json::to_string(&ShutdownNotice::default()).expect("a notice serialises");
         Self {
             slots: Arc::new(Semaphore::new(settings.max_streams)),
             per_client: Arc::default(),
+            by_route,
             farewell: event::frame(None, Some(&EventName::known(SHUTDOWN_EVENT)), &notice),
             settings,
             shutdown,
@@ -135,10 +144,15 @@ impl Streams {
     /// The SSE response: a `retry:` hint, then `frames`, with a keep-alive comment whenever the
     /// stream has been idle for the keep-alive interval. It ends when `frames` ends, or with an
     /// `event: shutdown` when the server shuts down, and gives back its slot when it is dropped.
-    pub(crate) fn respond(&self, frames: impl Stream<Item = Bytes> + Send + 'static, slot: Slot) -> Response {
+    pub(crate) fn respond(
+        &self,
+        frames: impl Stream<Item = Bytes> + Send + 'static,
+        slot: Slot,
+        route: &'static str,
+    ) -> Response {
         let idle = self.settings.keep_alive;
         let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
-        let lifetime = Lifetime::begin();
+        let lifetime = Lifetime::begin(self.by_route.get_or_create(&RouteLabel { route }).clone());
         let body = stream::once(future::ready(event::retry_frame(jittered(self.settings.retry))))
             .chain(frames)
             .map(move |frame| {
@@ -167,20 +181,24 @@ impl Streams {
 
 /// Logs a stream's opening, and its closing with how long it was open, in the span of the
 /// request that opened it (which names the route and the request id).
+/// It also counts the stream in its route's gauge while it is open.
 struct Lifetime {
     opened: std::time::Instant,
     span: tracing::Span,
+    open_on_route: Gauge,
 }
 
 impl Lifetime {
-    fn begin() -> Self {
+    fn begin(open_on_route: Gauge) -> Self {
         tracing::info!("stream opened");
-        Self { opened: std::time::Instant::now(), span: tracing::Span::current() }
+        open_on_route.inc();
+        Self { opened: std::time::Instant::now(), span: tracing::Span::current(), open_on_route }
     }
 }
 
 impl Drop for Lifetime {
     fn drop(&mut self) {
+        self.open_on_route.dec();
         let seconds = self.opened.elapsed().as_secs_f64();
         self.span.in_scope(|| tracing::info!(seconds = format_args!("{seconds:.3}"), "stream closed"));
     }
@@ -204,7 +222,7 @@ mod tests {
             max_streams_per_client,
             max_topics: 16,
         };
-        Streams::new(settings, CancellationToken::new())
+        Streams::new(settings, Family::default(), CancellationToken::new())
     }
 
     /// What a client would get: an open stream, or the status of the refusal.

@@ -13,6 +13,7 @@ use super::{
     extract::BodyLimit,
     hub::Hub,
     jobs::JobService,
+    metrics::{Metrics, TopicClass},
     routes::{callbacks::Callbacks, health::Readiness, publish::Publishing},
     session::Sessions,
     sse::Streams,
@@ -29,6 +30,7 @@ pub(crate) struct AppState {
     jobs: JobService,
     sessions: Sessions,
     readiness: Readiness,
+    metrics: Metrics,
     #[from_ref(skip)]
     cors_allow_origins: Vec<axum::http::HeaderValue>,
     body_limit: BodyLimit,
@@ -44,10 +46,16 @@ impl AppState {
             None => format!("http://{}", leptos_options.site_addr),
         };
         let hub = Hub::new(Hub::new_incarnation(), config.hub_settings());
+        let metrics = Metrics::new(&hub.stats);
         Self {
             leptos_options,
-            clock: clock::spawn(shutdown.clone()),
-            streams: Streams::new(config.stream_settings(), shutdown.clone()),
+            clock: clock::spawn(shutdown.clone(), hub.stats.published_as(TopicClass::Clock)),
+            streams: Streams::new(
+                config.stream_settings(),
+                metrics.streams_by_route.clone(),
+                shutdown.clone(),
+            ),
+            metrics,
             publishing: Publishing::new(config.publish_settings()),
             callbacks: Callbacks::new(config.callback_settings()),
             readiness: Readiness::new(shutdown.clone()),
@@ -75,6 +83,10 @@ impl AppState {
 
     pub(crate) fn cors_allow_origins(&self) -> &[axum::http::HeaderValue] {
         &self.cors_allow_origins
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub(crate) fn sessions(&self) -> &Sessions {

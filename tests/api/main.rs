@@ -7,6 +7,7 @@ mod events;
 mod helpers;
 mod hostile;
 mod http;
+mod metrics;
 mod pages;
 mod publish;
 mod remote;

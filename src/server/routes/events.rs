@@ -24,7 +24,7 @@ pub(crate) async fn event_stream(
 
     let slot = streams.reserve(client)?;
     let subscription = hub.subscribe(topics, resume.as_deref());
-    Ok(streams.respond(subscription.into_stream(), slot))
+    Ok(streams.respond(subscription.into_stream(), slot, "/events"))
 }
 
 /// The `topic` parameters of a query, each once, in order; other parameters are ignored.

@@ -13,6 +13,7 @@ use crate::server::{
     clock::{Clock, FramedTick},
     error::ApiError,
     hub::Hub,
+    metrics::TopicClass,
     sse::Streams,
 };
 
@@ -29,11 +30,14 @@ pub(crate) async fn page_stream(
     let first = FramedTick::now();
     // A second boundary the clock stamped just before `first` may still be in flight; dropping
     // it keeps the ticks of every stream strictly increasing.
-    let later_ticks =
-        ticks.filter(move |later| future::ready(later.tick > first.tick)).map(|later| later.frame);
+    let delivered = hub.stats.delivered_as(TopicClass::Clock);
+    let later_ticks = ticks.filter(move |later| future::ready(later.tick > first.tick)).map(move |later| {
+        delivered.inc();
+        later.frame
+    });
     let clock = stream::once(future::ready(first.frame)).chain(later_ticks);
 
-    Ok(streams.respond(until_either_ends(clock, session_events), slot))
+    Ok(streams.respond(until_either_ends(clock, session_events), slot, "/remote"))
 }
 
 /// Interleaves two streams and ends as soon as either does: when the hub drops a slow subscriber
