@@ -63,8 +63,11 @@ WORKDIR /app
 COPY --from=builder /src/target/release/herald /app/herald
 COPY --from=builder /src/target/release/worker /app/worker
 COPY --from=builder /src/target/site /app/site
+# The content hashes of the asset names, which the server reads beside its binary.
+COPY --from=builder /src/target/release/hash.txt /app/hash.txt
 ENV LEPTOS_SITE_ADDR=0.0.0.0:8080 \
     LEPTOS_SITE_ROOT=/app/site \
+    LEPTOS_HASH_FILES=true \
     LEPTOS_ENV=PROD \
     RUST_LOG=herald=info
 EXPOSE 8080

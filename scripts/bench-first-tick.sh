@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for file in target/site/pkg/herald.wasm target/site/pkg/herald.js target/site/pkg/herald.css; do
+# The asset names carry content hashes (Cargo.toml, hash-files): herald.<hash>.wasm and so on.
+for file in target/site/pkg/herald.*.wasm target/site/pkg/herald.*.js target/site/pkg/herald.*.css; do
   printf '%-32s %8d bytes  %8d bytes gzipped\n' "$file" "$(stat -c %s "$file")" "$(gzip -9c "$file" | wc -c)"
 done
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_ENV=PROD RUST_LOG=warn \
+LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_ENV=PROD LEPTOS_HASH_FILES=true RUST_LOG=warn \
   target/release/herald &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

@@ -135,9 +135,13 @@ grep -qE '^cargo build --release .*--features ([a-z,]+,)?ssr\b.* --bin worker$' 
 stage runtime | head -1 | grep -qx 'FROM debian:bookworm-slim AS runtime' || fail "the runtime is not debian:bookworm-slim"
 for want in 'COPY --from=builder /src/target/release/herald /app/herald' \
   'COPY --from=builder /src/target/release/worker /app/worker' \
-  'COPY --from=builder /src/target/site /app/site' 'EXPOSE 8080' 'CMD ["/app/herald"]'; do
+  'COPY --from=builder /src/target/site /app/site' \
+  'COPY --from=builder /src/target/release/hash.txt /app/hash.txt' \
+  'EXPOSE 8080' 'CMD ["/app/herald"]'; do
   has "$want" "$tmp/runtime" "the runtime stage"
 done
+# The asset names are content-hashed (Cargo.toml, hash-files): the server must be told so.
+grep -q 'LEPTOS_HASH_FILES=true' "$tmp/runtime" || fail "the runtime stage does not set LEPTOS_HASH_FILES=true"
 user=$(sed -n 's/^USER //p' "$tmp/runtime" | tail -1)
 [[ -n $user && $user != root && $user != 0 ]] || fail "the runtime runs as root"
 grep -q '^HEALTHCHECK .*http://127\.0\.0\.1:8080/healthz' "$tmp/runtime" || fail "the runtime's HEALTHCHECK does not ask /healthz"

@@ -32,6 +32,7 @@ pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
          frame-ancestors 'none'"
     ));
     document(
+        &options.clone(),
         "Herald",
         view! {
             <AutoReload options=options.clone()/>
@@ -43,7 +44,7 @@ pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
 
 /// The document for every unknown path, sent with status 404. Nothing on it needs wasm.
 #[cfg(feature = "ssr")]
-pub(crate) fn not_found(_: LeptosOptions) -> impl IntoView {
+pub(crate) fn not_found(options: LeptosOptions) -> impl IntoView {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
     }
@@ -51,6 +52,7 @@ pub(crate) fn not_found(_: LeptosOptions) -> impl IntoView {
         "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
     );
     document(
+        &options,
         "Not found · Herald",
         (),
         view! {
@@ -63,6 +65,23 @@ pub(crate) fn not_found(_: LeptosOptions) -> impl IntoView {
             </main>
         },
     )
+}
+
+/// The stylesheet's URL: with its content hash when cargo-leptos hashed the site's files (read
+/// from the same `hash.txt` beside the binary that Leptos reads for the scripts), so that it can
+/// be cached for good; otherwise its plain name.
+#[cfg(feature = "ssr")]
+fn stylesheet_href(options: &LeptosOptions) -> String {
+    let hash = || {
+        let hashes = std::env::current_exe().ok()?.parent()?.join(options.hash_file.as_ref());
+        let hashes = std::fs::read_to_string(hashes).ok()?;
+        hashes.lines().find_map(|line| Some(line.trim().strip_prefix("css:")?.trim().to_owned()))
+    };
+    let (pkg, name) = (&options.site_pkg_dir, &options.output_name);
+    match options.hash_files.then(hash).flatten() {
+        Some(hash) => format!("/{pkg}/{name}.{hash}.css"),
+        None => format!("/{pkg}/{name}.css"),
+    }
 }
 
 /// The headers of an HTML page: its Content-Security-Policy, and no caching, so that a new
@@ -79,7 +98,13 @@ fn page_headers(policy: &str) {
 }
 
 #[cfg(feature = "ssr")]
-fn document(title: &'static str, scripts: impl IntoView, body: impl IntoView) -> impl IntoView {
+fn document(
+    options: &LeptosOptions,
+    title: &'static str,
+    scripts: impl IntoView,
+    body: impl IntoView,
+) -> impl IntoView {
+    let stylesheet = stylesheet_href(options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -89,7 +114,7 @@ fn document(title: &'static str, scripts: impl IntoView, body: impl IntoView) ->
                 <meta name="description" content="Live server events over Server-Sent Events."/>
                 <title>{title}</title>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                <link rel="stylesheet" href="/pkg/herald.css"/>
+                <link rel="stylesheet" href=stylesheet/>
                 {scripts}
             </head>
             <body>{body}</body>

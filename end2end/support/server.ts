@@ -20,7 +20,14 @@ export class OwnServer {
     const binary = process.env.HERALD_BIN ?? path.join(projectRoot, "target/debug/herald");
     const child = spawn(binary, [], {
       cwd: projectRoot,
-      env: { ...process.env, LEPTOS_SITE_ADDR: address, LEPTOS_SITE_ROOT: "target/site", RUST_LOG: "herald=info" },
+      env: {
+        ...process.env,
+        LEPTOS_SITE_ADDR: address,
+        LEPTOS_SITE_ROOT: "target/site",
+        // cargo-leptos builds the site with content-hashed asset names (Cargo.toml, hash-files).
+        LEPTOS_HASH_FILES: "true",
+        RUST_LOG: "herald=info",
+      },
       stdio: ["ignore", "ignore", "pipe"],
     });
     const lines = createInterface({ input: child.stderr! });

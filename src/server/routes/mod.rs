@@ -10,9 +10,10 @@ pub(crate) mod remote;
 pub(crate) mod stream_request;
 
 use axum::{
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, Request, State},
     http::{header, HeaderName, HeaderValue, Method},
-    middleware,
+    middleware::{self, Next},
+    response::Response,
     routing::{get, on, post, MethodFilter},
     Router,
 };
@@ -79,6 +80,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::metrics))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
+        .layer(middleware::from_fn_with_state(state.leptos_options().hash_files, asset_caching))
         .layer(middleware::from_fn_with_state(state.metrics().clone(), super::metrics::count_rejections))
         // Streams are never compressed: a compressor holds bytes back until its block fills.
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
@@ -96,6 +98,19 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// `Cache-Control` of the site's assets under `/pkg/`: a year, immutable, when their names carry
+/// a content hash (a new build has new names, and the page that names them is never cached);
+/// without hashes, revalidated on every use, so a new build is never hidden behind a stale copy.
+async fn asset_caching(State(hashed_names): State<bool>, request: Request, next: Next) -> Response {
+    let asset = request.uri().path().starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    if asset && response.status().is_success() {
+        let policy = if hashed_names { "public, max-age=31536000, immutable" } else { "no-cache" };
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    }
+    response
 }
 
 /// Each request's id: the client's, or a new UUID; echoed in the answer and logged.
@@ -236,6 +251,29 @@ mod tests {
         )
         .await;
         assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("path")));
+    }
+
+    #[tokio::test]
+    async fn hashed_assets_are_cached_for_a_year_and_unhashed_ones_revalidated() {
+        let site = std::env::temp_dir().join(format!("herald-site-{}", crate::server::random::hex_128()));
+        std::fs::create_dir_all(site.join("pkg")).unwrap();
+        std::fs::write(site.join("pkg/herald.0f3a.css"), "body {}").unwrap();
+
+        for (hashed, expected) in [(true, "public, max-age=31536000, immutable"), (false, "no-cache")] {
+            let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
+            config.publish_token = None;
+            let options = leptos::config::LeptosOptions::builder()
+                .output_name("herald")
+                .site_root(site.to_string_lossy().into_owned())
+                .hash_files(hashed)
+                .build();
+            let app = router(AppState::new(&config, options, &CancellationToken::new()));
+            let request = Request::get("/pkg/herald.0f3a.css").body(Body::empty()).unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()[header::CACHE_CONTROL], expected, "hashed names: {hashed}");
+        }
+        std::fs::remove_dir_all(site).unwrap();
     }
 
     #[tokio::test]
