@@ -129,12 +129,12 @@ in_chroot() {
 check_release() {
   set -euo pipefail
   # Globals, not locals: the EXIT trap runs after this function has returned.
-  rel=$1 root=$work/$1 step=start start=$SECONDS times=""
+  rel=$1 root=$work/$1 step=start start=$SECONDS times="" tested="(not cloned)"
   trap 'exit 130' INT
   trap 'exit 143' TERM HUP
   trap 'status=$?
         if [ $status -ne 0 ]; then
-          echo "$rel: FAIL in $step after $(duration $((SECONDS - start))); before it: ${times:-nothing}" >>"$summary"
+          echo "$rel: FAIL at $tested in $step after $(duration $((SECONDS - start))); before it: ${times:-nothing}" >>"$summary"
         fi
         release_root "$root" $(if $keep; then echo false; else echo true; fi) || true
         $keep && [ -d "$root" ] && say "kept $root"
@@ -204,6 +204,7 @@ check_release() {
 
   begin clone
   git clone --quiet "$repo" "$root/root/herald"
+  tested=$(git -C "$root/root/herald" rev-parse --short HEAD)
   say "$rel: testing $(git -C "$root/root/herald" log -1 --format='%h %s')"
   done_step
 
@@ -217,10 +218,10 @@ check_release() {
   done_step
 
   v=$(in_chroot "$root" bash -c 'cd /root/herald && rustc --version')
-  echo "$rel: PASS with $v; ${times%, }" >>"$summary"
+  echo "$rel: PASS at $tested with $v; ${times%, }" >>"$summary"
 }
 
-say "checking $head_commit on ${releases[*]}, under $work"
+say "checking HEAD (now $head_commit) on ${releases[*]}, under $work"
 failed=0
 for rel in "${releases[@]}"; do
   if [ ! -e "/usr/share/debootstrap/scripts/$rel" ]; then
@@ -236,6 +237,6 @@ for rel in "${releases[@]}"; do
   [ $status -lt 128 ] || break
 done
 
-say "summary for $head_commit (logs of the CI runs: $work/<release>-ci.log)"
+say "summary (logs of the CI runs: $work/<release>-ci.log)"
 cat "$summary"
 exit $failed
