@@ -7,6 +7,8 @@
 // loading the wasm, hydrating and opening the EventSource. Prints medians and their ratio.
 import { chromium } from "@playwright/test";
 
+import { chromiumLaunchOptions } from "./chromium.mjs";
+
 const [url, loadsArg] = process.argv.slice(2);
 if (!url) {
   console.error("usage: first-tick.mjs URL [loads]");
@@ -14,14 +16,7 @@ if (!url) {
 }
 const loads = Number(loadsArg ?? 10);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-  ],
-});
+const browser = await chromium.launch(chromiumLaunchOptions);
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);

@@ -5,20 +5,15 @@
 // Needs a server with a worker (`make run`). The picture shows two jobs done and one running.
 import { chromium } from "@playwright/test";
 
+import { chromiumLaunchOptions } from "./chromium.mjs";
+
 const [url, file] = process.argv.slice(2);
 if (!url || !file) {
   console.error("usage: screenshot.mjs URL FILE.png");
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-  ],
-});
+const browser = await chromium.launch(chromiumLaunchOptions);
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   await page.goto(url);

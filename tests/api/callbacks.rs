@@ -6,15 +6,27 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    next_event, next_job_event, sign, spawn_app_with, spawn_worker, JobStatus, JobView, TestApp,
-    CALLBACK_SECRET, WORKER_TOKEN,
+    next_event, next_job_event, sign, spawn_app_with, spawn_worker, Config, JobStatus, JobView,
+    RunningBinary, TestApp, CALLBACK_SECRET, WORKER_TOKEN,
 };
 
 /// A server whose worker takes an hour per job, so the test itself plays the worker's callback.
-async fn app_with_idle_worker() -> (TestApp, crate::helpers::RunningBinary) {
+async fn app_with_idle_worker() -> (TestApp, RunningBinary) {
+    app_with_idle_worker_and(|_| {}).await
+}
+
+/// The same, with other settings changed by `adjust`.
+async fn app_with_idle_worker_and(
+    adjust: impl FnOnce(&mut Config) + Send + 'static,
+) -> (TestApp, RunningBinary) {
     let worker = spawn_worker("1h", "1h").await;
     let url = worker.url.clone();
-    (spawn_app_with(move |config| config.worker_url = url).await, worker)
+    let app = spawn_app_with(move |config| {
+        config.worker_url = url;
+        adjust(config);
+    })
+    .await;
+    (app, worker)
 }
 
 fn signed(job: &str, body: &str, at: i64) -> String {
@@ -82,13 +94,7 @@ async fn the_worker_takes_jobs_only_from_a_caller_with_its_token() {
 
 #[tokio::test]
 async fn a_server_without_the_worker_token_sees_its_jobs_fail_at_once() {
-    let worker = spawn_worker("1h", "1h").await;
-    let url = worker.url.clone();
-    let app = spawn_app_with(move |config| {
-        config.worker_url = url;
-        config.worker_token = None;
-    })
-    .await;
+    let (app, _worker) = app_with_idle_worker_and(|config| config.worker_token = None).await;
 
     let job = app.start_job().await;
 
@@ -255,13 +261,8 @@ async fn a_callback_counts_once_a_replay_is_refused_and_a_second_callback_confli
 
 #[tokio::test]
 async fn a_job_not_called_back_within_the_timeout_fails_and_a_late_callback_conflicts() {
-    let worker = spawn_worker("1h", "1h").await;
-    let url = worker.url.clone();
-    let app = spawn_app_with(move |config| {
-        config.worker_url = url;
-        config.job_timeout = Duration::from_millis(300);
-    })
-    .await;
+    let (app, _worker) =
+        app_with_idle_worker_and(|config| config.job_timeout = Duration::from_millis(300)).await;
     let mut remote = app.subscribe("/remote").await;
 
     let job = app.start_job().await;
@@ -308,13 +309,7 @@ async fn try_start_job(app: &TestApp, client: &reqwest::Client) -> (u16, Option<
 
 #[tokio::test]
 async fn a_session_with_its_maximum_of_jobs_running_gets_429_and_other_sessions_do_not() {
-    let worker = spawn_worker("1h", "1h").await;
-    let url = worker.url.clone();
-    let app = spawn_app_with(move |config| {
-        config.worker_url = url;
-        config.max_jobs_per_session = 2;
-    })
-    .await;
+    let (app, _worker) = app_with_idle_worker_and(|config| config.max_jobs_per_session = 2).await;
     app.start_job().await;
     app.start_job().await;
 
@@ -327,13 +322,7 @@ async fn a_session_with_its_maximum_of_jobs_running_gets_429_and_other_sessions_
 
 #[tokio::test]
 async fn a_server_whose_every_job_slot_is_running_answers_503_with_retry_after() {
-    let worker = spawn_worker("1h", "1h").await;
-    let url = worker.url.clone();
-    let app = spawn_app_with(move |config| {
-        config.worker_url = url;
-        config.max_jobs = 1;
-    })
-    .await;
+    let (app, _worker) = app_with_idle_worker_and(|config| config.max_jobs = 1).await;
     app.start_job().await;
 
     let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
