@@ -65,11 +65,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_CALLBACK_TOLERANCE", default_value = "5m", value_parser = positive_duration)]
     pub callback_tolerance: Duration,
 
-    /// How many events the history keeps for `Last-Event-ID` replay.
+    /// How many events each topic's history keeps for `Last-Event-ID` replay.
     #[arg(long, env = "HERALD_HISTORY_LEN", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub history_len: u32,
 
-    /// How long an event stays in the history.
+    /// How long an event stays in its topic's history; a topic with no event left and no
+    /// subscriber is forgotten.
     #[arg(long, env = "HERALD_HISTORY_AGE", default_value = "10m", value_parser = positive_duration)]
     pub history_age: Duration,
 

@@ -1,4 +1,5 @@
-//! The pub/sub hub: one log of ids, a bounded history, and fan-out through bounded queues.
+//! The pub/sub hub: one log of ids, a bounded history per topic, and fan-out through bounded
+//! queues.
 //! There is no HTTP in here: routes turn requests into calls on [`Hub`].
 //!
 //! Every event is framed into its SSE bytes once, when it is published, and subscribers share
@@ -19,6 +20,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
 pub use super::metrics::HubStats;
@@ -27,9 +29,10 @@ use crate::protocol::{ResetNotice, ResetReason, RESET_EVENT};
 
 #[derive(Clone, Debug)]
 pub struct HubSettings {
-    /// How many events the history keeps for replay.
+    /// How many events each topic's history keeps for replay.
     pub history_len: usize,
-    /// How old an event may grow before the history forgets it.
+    /// How old an event may grow before its topic's history forgets it; a topic with no event
+    /// left and no subscriber is forgotten altogether.
     pub history_age: Duration,
     /// How many frames may wait for one subscriber before it counts as too slow.
     pub queue_len: usize,
@@ -55,9 +58,11 @@ pub struct Hub {
 #[derive(Default)]
 struct State {
     last_seq: u64,
-    /// The highest sequence number the history has forgotten (0: none yet).
-    forgotten_through: u64,
-    history: VecDeque<Stored>,
+    /// Each topic's recent events. A busy topic forgets its own old events, never another's.
+    histories: HashMap<Topic, History>,
+    /// The newest event of any topic forgotten altogether for being idle (0: none yet): a topic
+    /// with no history may have had events up to here.
+    idle_forgotten_through: u64,
     /// Idempotency keys are scoped per topic, as Stripe scopes them per account.
     idempotency: HashMap<(Topic, IdempotencyKey), Remembered>,
     next_subscriber: u64,
@@ -73,9 +78,16 @@ struct LiveFrame {
     published: Instant,
 }
 
+/// One topic's recent events, oldest first.
+#[derive(Default)]
+struct History {
+    events: VecDeque<Stored>,
+    /// The newest of this topic's events that the history has forgotten (0: none yet).
+    forgotten_through: u64,
+}
+
 struct Stored {
     seq: u64,
-    topic: Topic,
     at: Instant,
     frame: Bytes,
     idempotency_key: Option<IdempotencyKey>,
@@ -112,7 +124,6 @@ impl Hub {
     pub fn publish(&self, event: NewEvent) -> Published {
         let now = Instant::now();
         let mut state = self.state.lock();
-        self.forget_old(&mut state, now);
         self.append(&mut state, event, now, None)
     }
 
@@ -123,7 +134,7 @@ impl Hub {
         let digest = digest(&event);
         let now = Instant::now();
         let mut state = self.state.lock();
-        self.forget_old(&mut state, now);
+        self.forget_old(&mut state, &event.topic, now);
         let scoped = (event.topic.clone(), key);
         if let Some(first) = state.idempotency.get(&scoped) {
             return match first.digest == digest {
@@ -149,8 +160,9 @@ impl Hub {
         let frame = event::frame(Some(id), name.as_ref(), &data);
         let subscribers = self.fan_out(state, &topic, &frame, now);
         let class = TopicClass::of(&topic);
-        state.history.push_back(Stored { seq: id.seq, topic, at: now, frame, idempotency_key });
-        self.forget_old(state, now);
+        let stored = Stored { seq: id.seq, at: now, frame, idempotency_key };
+        state.histories.entry(topic.clone()).or_default().events.push_back(stored);
+        self.forget_old(state, &topic, now);
         self.stats.published.inc();
         self.stats.published_as(class).inc();
         self.stats.delivered_as(class).inc_by(subscribers as u64);
@@ -163,7 +175,10 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
         let (queue, receiver) = mpsc::channel(self.settings.queue_len);
         let mut state = self.state.lock();
-        self.forget_old(&mut state, Instant::now());
+        let now = Instant::now();
+        for topic in &topics {
+            self.forget_old(&mut state, topic, now);
+        }
 
         let opening = match last_event_id.map(|raw| self.missed_since(&state, raw, &topics)) {
             None => vec![],
@@ -191,6 +206,26 @@ impl Hub {
         self.state.lock().subscribers.len()
     }
 
+    /// How many topics the hub holds a history or subscribers for.
+    pub(crate) fn topics(&self) -> usize {
+        let state = self.state.lock();
+        let subscribed_only =
+            state.by_topic.keys().filter(|topic| !state.histories.contains_key(*topic)).count();
+        state.histories.len() + subscribed_only
+    }
+
+    /// Forgets every event older than the history's age, and every topic left with no event
+    /// and no subscriber, so that thousands of idle session topics do not each pin memory.
+    /// Publishing and subscribing trim the topics they touch; this trims the rest.
+    pub(crate) fn purge(&self) {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let topics: Vec<Topic> = state.histories.keys().cloned().collect();
+        for topic in topics {
+            self.forget_old(&mut state, &topic, now);
+        }
+    }
+
     /// The id of the latest event, or `<incarnation>-0` before the first.
     pub fn last_id(&self) -> EventId {
         self.id(self.state.lock().last_seq)
@@ -201,6 +236,8 @@ impl Hub {
     }
 
     /// The frames of `topics` after `raw`, or why they cannot be told exactly.
+    /// Exact when each of `topics` still holds every one of its events after the id; they come
+    /// back merged in id order.
     fn missed_since(&self, state: &State, raw: &str, topics: &[Topic]) -> Result<Vec<Bytes>, ResetReason> {
         let id: EventId = raw.parse().map_err(|_| ResetReason::MalformedId)?;
         if id.incarnation != self.incarnation {
@@ -209,15 +246,20 @@ impl Hub {
         if id.seq > state.last_seq {
             return Err(ResetReason::UnknownId);
         }
-        if id.seq < state.forgotten_through {
-            return Err(ResetReason::Expired);
+        let mut missed = vec![];
+        for topic in topics {
+            let forgotten_through = match state.histories.get(topic) {
+                Some(history) => history.forgotten_through,
+                None => state.idle_forgotten_through,
+            };
+            if id.seq < forgotten_through {
+                return Err(ResetReason::Expired);
+            }
+            let events = state.histories.get(topic).map(|history| &history.events);
+            missed.extend(events.into_iter().flatten().filter(|stored| stored.seq > id.seq));
         }
-        Ok(state
-            .history
-            .iter()
-            .filter(|stored| stored.seq > id.seq && topics.contains(&stored.topic))
-            .map(|stored| stored.frame.clone())
-            .collect())
+        missed.sort_unstable_by_key(|stored| stored.seq);
+        Ok(missed.into_iter().map(|stored| stored.frame.clone()).collect())
     }
 
     /// The reset frame carries the current position as its id, so the client's next reconnect
@@ -249,20 +291,45 @@ impl Hub {
         delivered
     }
 
-    fn forget_old(&self, state: &mut State, now: Instant) {
-        while let Some(oldest) = state.history.front() {
-            let too_many = state.history.len() > self.settings.history_len;
+    /// Trims `topic`'s history to its length and age; a topic left with no event and no
+    /// subscriber is forgotten, and remembered only as the hub's idle watermark.
+    fn forget_old(&self, state: &mut State, topic: &Topic, now: Instant) {
+        let Some(history) = state.histories.get_mut(topic) else {
+            return;
+        };
+        while let Some(oldest) = history.events.front() {
+            let too_many = history.events.len() > self.settings.history_len;
             let too_old = now.duration_since(oldest.at) > self.settings.history_age;
             if !(too_many || too_old) {
                 break;
             }
-            let oldest = state.history.pop_front().expect("a front element");
-            state.forgotten_through = oldest.seq;
+            let oldest = history.events.pop_front().expect("a front element");
+            history.forgotten_through = oldest.seq;
             if let Some(key) = oldest.idempotency_key {
-                state.idempotency.remove(&(oldest.topic, key));
+                state.idempotency.remove(&(topic.clone(), key));
             }
         }
+        if history.events.is_empty() && !state.by_topic.contains_key(topic) {
+            let forgotten_through = history.forgotten_through;
+            state.histories.remove(topic);
+            state.idle_forgotten_through = state.idle_forgotten_through.max(forgotten_through);
+        }
     }
+}
+
+/// Runs [`Hub::purge`] as often as the history's age allows an event to go stale, at least every
+/// 30 s, until `shutdown` is cancelled.
+pub(crate) fn spawn_purge(hub: Arc<Hub>, shutdown: CancellationToken) {
+    let every = hub.settings.history_age.clamp(Duration::from_millis(100), Duration::from_secs(30));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => hub.purge(),
+            }
+        }
+    });
 }
 
 /// What tells two events apart for an idempotency key: the name and the data. A name cannot hold
@@ -476,6 +543,55 @@ mod tests {
         assert_eq!(other_data, Err(KeyReused { first: first.id }));
         assert_eq!(other_name, Err(KeyReused { first: first.id }));
         assert_eq!(hub.last_id(), first.id, "a refused publish published nothing");
+    }
+
+    #[test]
+    fn a_busy_topic_does_not_push_a_quiet_topics_events_out_of_its_history() {
+        let hub = Hub::new(1, HubSettings { history_len: 2, ..settings() });
+        hub.publish(NewEvent::new(topic("quiet"), "the one event"));
+        for n in 0..5 {
+            hub.publish(NewEvent::new(topic("busy"), n.to_string()));
+        }
+
+        let opening = hub.subscribe(vec![topic("quiet")], Some("1-0")).opening;
+
+        assert_eq!(opening.iter().map(text).collect::<Vec<_>>(), ["id: 1-1\ndata: the one event\n\n"]);
+    }
+
+    #[test]
+    fn a_resume_across_topics_replays_in_id_order_or_resets_if_any_topic_lost_events() {
+        let hub = Hub::new(1, HubSettings { history_len: 2, ..settings() });
+        hub.publish(NewEvent::new(topic("a"), "1"));
+        hub.publish(NewEvent::new(topic("b"), "2"));
+        hub.publish(NewEvent::new(topic("a"), "3"));
+
+        let replayed = hub.subscribe(vec![topic("b"), topic("a")], Some("1-0")).opening;
+        let ids: Vec<_> =
+            replayed.iter().map(|frame| text(frame).lines().next().unwrap().to_owned()).collect();
+        assert_eq!(ids, ["id: 1-1", "id: 1-2", "id: 1-3"]);
+
+        hub.publish(NewEvent::new(topic("a"), "4"));
+        let opening = hub.subscribe(vec![topic("b"), topic("a")], Some("1-0")).opening;
+        assert!(text(&opening[0]).contains("\"reason\":\"expired\""), "{:?}", text(&opening[0]));
+        assert_eq!(hub.subscribe(vec![topic("b")], Some("1-0")).opening.len(), 1, "b alone lost nothing");
+    }
+
+    #[test]
+    fn idle_topics_are_forgotten_and_a_resume_from_before_them_is_told_so() {
+        let hub = Hub::new(1, HubSettings { history_age: Duration::ZERO, ..settings() });
+        hub.publish(NewEvent::new(topic("x"), "old news"));
+        let watching = hub.subscribe(vec![topic("y")], None);
+        assert_eq!(hub.topics(), 2);
+
+        hub.purge();
+        assert_eq!(hub.topics(), 1, "only the subscribed topic is left");
+        drop(watching);
+        hub.purge();
+        assert_eq!(hub.topics(), 0);
+
+        let opening = hub.subscribe(vec![topic("x")], Some("1-0")).opening;
+        assert!(text(&opening[0]).contains("\"reason\":\"expired\""), "{:?}", text(&opening[0]));
+        assert!(hub.subscribe(vec![topic("x")], Some("1-1")).opening.is_empty(), "nothing after the last id");
     }
 
     #[test]

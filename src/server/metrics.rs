@@ -112,6 +112,7 @@ pub(crate) struct Metrics {
     /// Set when scraped, from the stream limit and the hub.
     pub streams_open: Gauge,
     pub subscribers: Gauge,
+    pub topics: Gauge,
     pub streams_by_route: Family<RouteLabel, Gauge>,
     pub connections_opened: Counter,
     pub connections_closed: Counter,
@@ -124,6 +125,7 @@ impl Metrics {
             registry: Arc::default(),
             streams_open: Gauge::default(),
             subscribers: Gauge::default(),
+            topics: Gauge::default(),
             streams_by_route: Family::default(),
             connections_opened: Counter::default(),
             connections_closed: Counter::default(),
@@ -150,6 +152,11 @@ impl Metrics {
             "herald_resets",
             "Streams opened with a reset instead of an exact replay.",
             hub.resets.clone(),
+        );
+        registry.register(
+            "herald_topics",
+            "Topics the hub holds a history or subscribers for; idle ones are forgotten.",
+            metrics.topics.clone(),
         );
         registry.register(
             "herald_streams_open_by_route",

@@ -11,7 +11,7 @@ use super::{
     clock::{self, Clock},
     config::Config,
     extract::BodyLimit,
-    hub::Hub,
+    hub::{self, Hub},
     jobs::JobService,
     metrics::{Metrics, TopicClass},
     routes::{callbacks::Callbacks, health::Readiness, publish::Publishing},
@@ -47,6 +47,7 @@ impl AppState {
         };
         let hub = Hub::new(Hub::new_incarnation(), config.hub_settings());
         let metrics = Metrics::new(&hub.stats);
+        hub::spawn_purge(Arc::clone(&hub), shutdown.clone());
         Self {
             leptos_options,
             clock: clock::spawn(shutdown.clone(), hub.stats.published_as(TopicClass::Clock)),

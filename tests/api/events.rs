@@ -205,3 +205,21 @@ async fn a_client_address_past_its_stream_limit_gets_429_while_other_addresses_a
         reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
     assert_eq!(elsewhere.get(app.url("/events?topic=a")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_busy_topic_does_not_reset_a_quiet_one() {
+    let app = spawn_app_with(|config| config.history_len = 4).await;
+    let before = app.publish_ok("warmup", "-").await;
+    let quiet = app.publish_ok("quiet", "the one event").await;
+    for n in 0..20 {
+        app.publish_ok("busy", &n.to_string()).await;
+    }
+
+    let mut resumed = app.subscribe_with("/events?topic=quiet", &[("last-event-id", &before)]).await;
+
+    let event = next_event(&mut resumed).await;
+    assert_eq!(
+        (event.event.as_str(), event.id.as_str(), event.data.as_str()),
+        ("message", quiet.as_str(), "the one event")
+    );
+}
