@@ -146,6 +146,16 @@ pub struct Config {
 const DEVELOPMENT_SECRET_PREFIX: &str = "dev-only-";
 
 impl Config {
+    /// The built-in defaults alone, whatever `HERALD_*` variables are set: what the tests start
+    /// from, so that a developer's environment (or the Makefile's) cannot change what they test.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn defaults() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+
+        let command = Self::command().mut_args(|arg| arg.env(None::<&str>));
+        Self::from_arg_matches(&command.get_matches_from(["herald"])).expect("the defaults are valid")
+    }
+
     /// What clap cannot check alone: a public URL that is not http(s), and the public
     /// development secrets on an address other than loopback. The error names the setting.
     pub fn check(&self, listen: SocketAddr) -> Result<(), String> {
@@ -265,5 +275,30 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
         Ok(duration) if duration.is_zero() => Err("must be longer than zero".into()),
         Ok(duration) => Ok(duration),
         Err(err) => Err(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_defaults_ignore_herald_variables_that_the_makefile_or_a_developer_set() {
+        // No other test reads this variable: the router tests start from `Config::defaults()`.
+        std::env::set_var("HERALD_MAX_TOPICS", "3");
+        let (defaults, parsed) = (Config::defaults(), Config::try_parse_from(["herald"]).unwrap());
+        std::env::remove_var("HERALD_MAX_TOPICS");
+
+        assert_eq!((defaults.max_topics, parsed.max_topics), (16, 3));
+    }
+
+    #[test]
+    fn development_secrets_are_refused_beyond_loopback_and_accepted_on_it() {
+        let mut config = Config::defaults();
+        config.callback_secret = Some("dev-only-callback-secret".to_owned());
+
+        assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
+        let refused = config.check(([0, 0, 0, 0], 3000).into()).unwrap_err();
+        assert!(refused.starts_with("HERALD_CALLBACK_SECRET"), "{refused}");
     }
 }

@@ -3,7 +3,6 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use clap::Parser;
 use eventsource_stream::{Event, EventStream, Eventsource};
 use futures::{Stream, StreamExt};
 use leptos::config::LeptosOptions;
@@ -31,7 +30,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server whose defaults `adjust` may change first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
+    let mut config = Config::defaults();
     config.publish_token = Some(TOKEN.to_owned());
     config.callback_secret = Some(CALLBACK_SECRET.to_owned());
     config.worker_token = Some(WORKER_TOKEN.to_owned());
@@ -61,12 +60,14 @@ pub struct RunningBinary {
 }
 
 impl RunningBinary {
-    /// Starts `path` with `env` and waits until it logs `listening on http://…`.
+    /// Starts `path` with `env` as its whole environment and waits until it logs
+    /// `listening on http://…`.
     pub async fn start(path: &str, env: &[(&str, &str)]) -> Self {
         use tokio::io::{AsyncBufReadExt, BufReader};
 
         let mut command = tokio::process::Command::new(path);
-        command.envs(env.iter().copied()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+        // Only what the test says: a HERALD_* variable of the caller's would change the server.
+        command.env_clear().envs(env.iter().copied()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
         let mut process = command.spawn().unwrap_or_else(|err| panic!("{path} does not start: {err}"));
         let mut log = BufReader::new(process.stderr.take().unwrap()).lines();
         let url = tokio::time::timeout(PATIENCE, async {

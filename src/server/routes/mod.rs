@@ -136,7 +136,6 @@ mod tests {
         body::Body,
         http::{header, Request, StatusCode},
     };
-    use clap::Parser;
     use tokio_util::sync::CancellationToken;
     use tower::ServiceExt;
 
@@ -148,7 +147,7 @@ mod tests {
     }
 
     fn app_stopped_by(shutdown: CancellationToken, adjust: impl FnOnce(&mut Config)) -> Router {
-        let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
+        let mut config = Config::defaults();
         config.publish_token = Some("token".to_owned());
         adjust(&mut config);
         let options = leptos::config::LeptosOptions::builder().output_name("herald").build();
@@ -260,8 +259,7 @@ mod tests {
         std::fs::write(site.join("pkg/herald.0f3a.css"), "body {}").unwrap();
 
         for (hashed, expected) in [(true, "public, max-age=31536000, immutable"), (false, "no-cache")] {
-            let mut config = Config::try_parse_from(["herald"]).expect("the defaults parse");
-            config.publish_token = None;
+            let config = Config::defaults();
             let options = leptos::config::LeptosOptions::builder()
                 .output_name("herald")
                 .site_root(site.to_string_lossy().into_owned())
