@@ -15,7 +15,8 @@ use super::{error::ApiError, event::InvalidField};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BodyLimit(pub usize);
 
-/// A body of at most [`BodyLimit`] bytes: 413 over it, 400 when it cannot be read.
+/// A body of at most [`BodyLimit`] bytes: 413 over it, 400 when it cannot be read. It reads the
+/// body itself with that limit, so axum's `DefaultBodyLimit` plays no part.
 pub(crate) struct RawBody(pub Bytes);
 
 impl<S> FromRequest<S> for RawBody

@@ -93,8 +93,4 @@ impl AppState {
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.sessions
     }
-
-    pub(crate) fn body_limit(&self) -> BodyLimit {
-        self.body_limit
-    }
 }

@@ -10,7 +10,7 @@ pub(crate) mod remote;
 pub(crate) mod stream_request;
 
 use axum::{
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{Request, State},
     http::{header, HeaderName, HeaderValue, Method},
     middleware::{self, Next},
     response::Response,
@@ -55,9 +55,6 @@ pub(crate) fn router(state: AppState) -> Router {
         let options = state.leptos_options().clone();
         move || shell(options.clone())
     };
-    // The JSON extractors read at most the body limit themselves; this keeps axum's own 2 MB
-    // default from refusing first with a plain-text answer.
-    let body_limit = DefaultBodyLimit::max(state.body_limit().0.saturating_add(1));
     // What a browser uses gets a session cookie; the server-to-server API and static files do not.
     let browser_routes = Router::new()
         .route("/remote", get(remote::page_stream))
@@ -74,8 +71,8 @@ pub(crate) fn router(state: AppState) -> Router {
         })
         .layer(middleware::from_fn_with_state(state.sessions().clone(), session::ensure_session));
     browser_routes
-        .route("/publish", post(publish::publish).layer(body_limit))
-        .route("/callbacks/{job_id}", post(callbacks::job_finished).layer(body_limit))
+        .route("/publish", post(publish::publish))
+        .route("/callbacks/{job_id}", post(callbacks::job_finished))
         .route("/healthz", get(health::health))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::metrics))
