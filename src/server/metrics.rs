@@ -74,7 +74,7 @@ pub struct HubStats {
     pub resets: Counter,
     pub(crate) resets_by_reason: Family<ReasonLabel, Counter>,
     /// Seconds from a publish to the moment a subscriber's stream hands the event to its
-    /// connection.
+    /// connection, for one delivery in 16 of each subscriber.
     pub(crate) publish_to_write: Histogram,
 }
 
