@@ -377,7 +377,7 @@ impl Subscription {
         // stream is dropped, however it ends.
         let mut delivered = 0u32;
         let live = ReceiverStream::new(receiver).map(move |frame| {
-            if delivered % LATENCY_SAMPLE_EVERY == 0 {
+            if delivered.is_multiple_of(LATENCY_SAMPLE_EVERY) {
                 membership.hub.stats.publish_to_write.observe(frame.published.elapsed().as_secs_f64());
             }
             delivered = delivered.wrapping_add(1);
