@@ -10,11 +10,16 @@ export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 export HERALD_WORKER_TOKEN ?= dev-only-worker-token
 export HERALD_SESSION_KEY ?= dev-only-session-key-that-is-long-enough
 
-.PHONY: run test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity check-fresh
+.PHONY: run run-cluster test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity check-fresh
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
 	scripts/with-worker.sh cargo leptos watch
+
+## Set up, then run two instances at http://127.0.0.1:3000 and :3001 sharing a throwaway Redis.
+run-cluster: setup
+	cargo leptos build
+	scripts/run-cluster.sh
 
 ## Set up, then run every check and test: lints, Rust unit and integration tests, Playwright.
 test: setup-test lint test-e2e test-rust
@@ -36,8 +41,10 @@ lint:
 test-e2e:
 	scripts/with-worker.sh cargo leptos end-to-end
 
+# The API suite runs twice: on the in-memory backend, then each server on a throwaway Redis.
 test-rust:
 	cargo test --features testing
+	HERALD_TEST_BACKEND=redis cargo test --features testing --test api
 
 ## An optimised build: target/release/herald and target/site.
 release: setup

@@ -168,7 +168,7 @@ impl HeraldFanOut {
     async fn round(&mut self, data: &Arc<str>) -> Duration {
         let event = NewEvent::new(self.topic.clone(), data.to_string()).named(self.event.clone());
         let started = Instant::now();
-        self.hub.publish(event);
+        self.hub.publish(event).await.expect("the in-memory hub always stores an event");
         read_one_frame_each(&mut self.bodies).await;
         started.elapsed()
     }

@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh          build tools: wasm target, cargo-leptos, wasm-bindgen CLI, npm tools,
 #                             and Node.js 22 (npm) where the system's is missing or older than 20
-#   scripts/setup.sh --test   the same, plus Debian's Chromium and the Playwright packages
+#   scripts/setup.sh --test   the same, plus Debian's Chromium, Redis (the tests start their own
+#                             redis-server) and the Playwright packages
 #
 # Everything comes from the package registries (crates.io, npm, Debian): nothing is downloaded
 # from GitHub, so cargo-leptos is built with `no_downloads` and every tool it runs is installed here.
@@ -32,11 +33,18 @@ command -v curl >/dev/null || apt_packages+=(curl ca-certificates)
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 if $with_tests; then
   command -v chromium >/dev/null || apt_packages+=(chromium)
+  command -v redis-server >/dev/null || apt_packages+=(redis-server)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_packages[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi
+# The package starts a system Redis on port 6379 where systemd runs (in a chroot without it,
+# invoke-rc.d finds no runlevel and starts nothing). The tests need only the binary: stop it, so
+# that nothing can use a shared Redis by mistake.
+if [[ " ${apt_packages[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
+  as_root systemctl disable --now --quiet redis-server || say "could not stop the redis-server service (the tests do not use it)"
 fi
 
 if ! command -v cargo >/dev/null; then

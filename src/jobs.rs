@@ -18,7 +18,7 @@ pub(crate) async fn start_job() -> Result<JobView, ServerFnError> {
         let response = expect_context::<leptos_axum::ResponseOptions>();
         response.set_status(match refusal {
             StartError::SessionBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
-            StartError::Full => StatusCode::SERVICE_UNAVAILABLE,
+            StartError::Full | StartError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         });
         response.insert_header(header::RETRY_AFTER, HeaderValue::from(RETRY_START_AFTER_SECONDS));
         ServerFnError::new(refusal.to_string())
@@ -33,7 +33,12 @@ const RETRY_START_AFTER_SECONDS: u32 = 5;
 #[server(endpoint = "jobs/list")]
 pub(crate) async fn list_jobs() -> Result<JobListing, ServerFnError> {
     let (jobs, session) = caller().await?;
-    Ok(jobs.list(&session.topic()))
+    jobs.list(&session.topic()).await.map_err(|_| {
+        let response = expect_context::<leptos_axum::ResponseOptions>();
+        response.set_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        response.insert_header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(1));
+        ServerFnError::new("the job list cannot be read right now; try again in a moment")
+    })
 }
 
 /// The job service and the calling browser's session, inside a server function.

@@ -140,6 +140,11 @@ pub struct Config {
     /// start: sessions then end with the process and are not shared between instances.
     #[arg(long, env = "HERALD_SESSION_KEY", hide_env_values = true, value_parser = session_key)]
     pub session_key: Option<String>,
+
+    /// Redis (`redis://[:password@]host:port/db` or `redis+unix:///path`) to share events,
+    /// history, jobs and keys with other instances. Unset, all of it lives in this process.
+    #[arg(long, env = "HERALD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 /// The development secrets `make run` sets all start with this: they are public.
@@ -166,6 +171,14 @@ impl Config {
                 return Err(format!(
                     "HERALD_PUBLIC_URL (--public-url) must be an http:// or https:// URL, not {url:?}"
                 ));
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            if let Err(err) = redis::Client::open(url.as_str()) {
+                return Err(format!("HERALD_REDIS_URL (--redis-url) is not a Redis URL: {err}"));
+            }
+            if self.session_key.is_none() {
+                return Err("HERALD_REDIS_URL (--redis-url) shares sessions between instances: set HERALD_SESSION_KEY (--session-key) too, the same on every instance".to_owned());
             }
         }
         let secrets = [

@@ -46,6 +46,14 @@ impl ApiError {
         Self::Invalid(InvalidField::new(field, reason))
     }
 
+    /// 503 with `Retry-After` while Redis does not answer: nothing was stored.
+    pub(crate) fn unavailable() -> Self {
+        Self::Busy {
+            message: "Redis is unavailable, so nothing was stored; retry in a moment".to_owned(),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::Invalid(_) => StatusCode::BAD_REQUEST,

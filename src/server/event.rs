@@ -134,6 +134,10 @@ impl IdempotencyKey {
         }
         Ok(Self(String::from_utf8(bytes.to_vec()).expect("visible ASCII is UTF-8")))
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// An event to publish: where it goes, what it is called, and what it says.

@@ -15,7 +15,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::event::Topic;
+use super::{event::Topic, hub::ReaderStats};
 
 /// Which kind of topic an event belongs to; never the topic itself (a private topic names a
 /// session).
@@ -119,8 +119,16 @@ pub(crate) struct Metrics {
     rejections: Family<StatusLabel, Counter>,
 }
 
+/// The series of the Redis backend, registered only when it is configured.
+#[derive(Clone, Default)]
+pub(crate) struct RedisSeries {
+    /// 1 while Redis answers, 0 while it does not.
+    pub up: Gauge,
+    pub reader: ReaderStats,
+}
+
 impl Metrics {
-    pub(crate) fn new(hub: &HubStats) -> Self {
+    pub(crate) fn new(hub: &HubStats, redis: Option<&RedisSeries>) -> Self {
         let metrics = Self {
             registry: Arc::default(),
             streams_open: Gauge::default(),
@@ -198,6 +206,18 @@ impl Metrics {
             "From a publish to the subscriber's stream handing the event to its connection.",
             hub.publish_to_write.clone(),
         );
+        if let Some(redis) = redis {
+            registry.register(
+                "herald_redis_up",
+                "1 while the last command to Redis was answered, 0 while Redis is unavailable.",
+                redis.up.clone(),
+            );
+            registry.register(
+                "herald_redis_reader_lag_milliseconds",
+                "From Redis taking the latest event to this instance's reader reading it (includes any clock difference between the hosts).",
+                redis.reader.lag_ms.clone(),
+            );
+        }
         registry.register(
             "herald_build",
             "This build of Herald.",

@@ -11,6 +11,7 @@ pub(crate) mod hub;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod random;
+pub(crate) mod redis;
 pub(crate) mod routes;
 pub(crate) mod serve;
 pub(crate) mod session;

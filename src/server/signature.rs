@@ -16,6 +16,8 @@ use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use sha2::Sha256;
 
+use super::redis::{Redis, Unavailable};
+
 pub const HEADER: &str = "herald-signature";
 
 /// The longest header worth parsing, and the most `v2` entries looked at.
@@ -143,29 +145,73 @@ pub(crate) struct CallbackSettings {
 
 /// What `/callbacks` checks signatures with: the secret, the tolerance, and the signatures
 /// already accepted.
-#[derive(Debug)]
 pub(crate) struct CallbackAuth {
     settings: CallbackSettings,
-    replays: ReplayGuard,
+    replays: Replays,
+}
+
+/// Where accepted signatures are remembered: in this process, or in Redis so that a signature
+/// accepted by one instance is refused by every other.
+enum Replays {
+    Memory(ReplayGuard),
+    Redis(Redis),
+}
+
+/// Why a callback was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CallbackRefusal {
+    Signature(SignatureError),
+    /// Redis did not answer, so the signature's first use could not be recorded.
+    Unavailable,
+}
+
+impl From<SignatureError> for CallbackRefusal {
+    fn from(err: SignatureError) -> Self {
+        Self::Signature(err)
+    }
 }
 
 impl CallbackAuth {
-    pub(crate) fn new(settings: CallbackSettings) -> Self {
-        Self { replays: ReplayGuard::new(settings.tolerance), settings }
+    pub(crate) fn new(settings: CallbackSettings, redis: Option<Redis>) -> Self {
+        let replays = match redis {
+            None => Replays::Memory(ReplayGuard::new(settings.tolerance)),
+            Some(redis) => Replays::Redis(redis),
+        };
+        Self { replays, settings }
     }
 
     /// Verifies `header` against `body` about `job` at `now` (unix seconds), and accepts each
     /// signature once.
-    pub(crate) fn check(
+    pub(crate) async fn check(
         &self,
         header: Option<&str>,
         job: &str,
         body: &[u8],
         now: i64,
-    ) -> Result<(), SignatureError> {
+    ) -> Result<(), CallbackRefusal> {
         let secret = self.settings.secret.as_bytes();
         let signature = verify(secret, header, job, body, now, self.settings.tolerance)?;
-        self.replays.first_use(signature)
+        match &self.replays {
+            Replays::Memory(guard) => Ok(guard.first_use(signature)?),
+            Replays::Redis(redis) => {
+                // Remembered as long as the memory guard would: past that the time check alone
+                // refuses the signature.
+                let remember_for = self.settings.tolerance * 2;
+                let first: Option<String> = redis
+                    .observe(
+                        redis::cmd("SET")
+                            .arg(format!("herald:signature:{}", hex::encode(signature)))
+                            .arg(1)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(remember_for.as_millis() as u64)
+                            .query_async(&mut redis.connection())
+                            .await,
+                    )
+                    .map_err(|Unavailable| CallbackRefusal::Unavailable)?;
+                first.map(drop).ok_or(CallbackRefusal::Signature(SignatureError::Replayed))
+            }
+        }
     }
 }
 

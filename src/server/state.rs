@@ -13,7 +13,8 @@ use super::{
     extract::BodyLimit,
     hub::{self, Hub},
     jobs::JobService,
-    metrics::{Metrics, TopicClass},
+    metrics::{Metrics, RedisSeries, TopicClass},
+    redis::Redis,
     routes::{callbacks::Callbacks, health::Readiness, publish::Publishing},
     session::Sessions,
     sse::Streams,
@@ -45,8 +46,17 @@ impl AppState {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", leptos_options.site_addr),
         };
-        let hub = Hub::new(Hub::new_incarnation(), config.hub_settings());
-        let metrics = Metrics::new(&hub.stats);
+        let redis_series = config.redis_url.as_ref().map(|_| RedisSeries::default());
+        let redis = config.redis_url.as_deref().zip(redis_series.as_ref()).map(|(url, series)| {
+            Redis::open(url, series.up.clone()).expect("Config::check refuses URLs that are not Redis URLs")
+        });
+        let hub = match (&redis, &redis_series) {
+            (Some(redis), Some(series)) => {
+                Hub::on_redis(redis.clone(), config.hub_settings(), series.reader.clone(), shutdown)
+            }
+            _ => Hub::new(Hub::new_incarnation(), config.hub_settings()),
+        };
+        let metrics = Metrics::new(&hub.stats, redis_series.as_ref());
         hub::spawn_purge(Arc::clone(&hub), shutdown.clone());
         Self {
             leptos_options,
@@ -58,8 +68,8 @@ impl AppState {
             ),
             metrics,
             publishing: Publishing::new(config.publish_settings()),
-            callbacks: Callbacks::new(config.callback_settings()),
-            readiness: Readiness::new(shutdown.clone()),
+            callbacks: Callbacks::new(config.callback_settings(), redis.clone()),
+            readiness: Readiness::new(shutdown.clone(), redis.clone()),
             cors_allow_origins: config
                 .cors_allow_origins
                 .iter()
@@ -68,7 +78,12 @@ impl AppState {
                 })
                 .collect(),
             sessions: Sessions::new(config.session_key(), callback_base.starts_with("https://")),
-            jobs: JobService::new(config.job_settings(callback_base), Arc::clone(&hub), shutdown.clone()),
+            jobs: JobService::new(
+                config.job_settings(callback_base),
+                Arc::clone(&hub),
+                redis,
+                shutdown.clone(),
+            ),
             body_limit: BodyLimit(config.max_body),
             hub,
         }

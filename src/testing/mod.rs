@@ -3,9 +3,11 @@
 //! Nothing here is part of the server.
 
 mod measure;
+mod redis;
 mod server;
 
 pub use measure::{median, millis, resident_kib};
+pub use redis::RedisServer;
 pub use server::{
     gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker,
     RunningBinary, TestApp, CALLBACK_SECRET, PATIENCE, TOKEN, WORKER_TOKEN,

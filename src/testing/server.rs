@@ -1,5 +1,6 @@
 //! Real servers for the tests: `spawn_app()` runs Herald in-process on 127.0.0.1 port 0,
 //! [`RunningBinary`] runs one of the package's binaries, and the readers wait for what they see.
+//! `HERALD_TEST_BACKEND=redis` runs every `spawn_app` on its own throwaway Redis instead of memory.
 
 use std::{io, net::SocketAddr, time::Duration};
 
@@ -8,6 +9,7 @@ use futures::{Stream, StreamExt};
 use leptos::config::LeptosOptions;
 use tokio::{sync::oneshot, task::JoinHandle};
 
+use super::RedisServer;
 use crate::protocol::JobView;
 use crate::server::{Application, Config};
 
@@ -22,19 +24,32 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: oneshot::Sender<()>,
     server: JoinHandle<io::Result<()>>,
+    /// The server's Redis under `HERALD_TEST_BACKEND=redis`. Last, so that it is dropped last;
+    /// [`shut_down`](Self::shut_down) drops it only once the server has stopped.
+    pub redis: Option<RedisServer>,
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts a server whose defaults `adjust` may change first.
+/// Starts a server whose defaults `adjust` may change first, on the backend that
+/// `HERALD_TEST_BACKEND` names: `memory` (the default) or `redis`, a [`RedisServer`] of its own.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::defaults();
     config.publish_token = Some(TOKEN.to_owned());
     config.callback_secret = Some(CALLBACK_SECRET.to_owned());
     config.worker_token = Some(WORKER_TOKEN.to_owned());
     config.session_key = Some("the test servers' session key, 32 bytes or more".to_owned());
+    let redis = match std::env::var("HERALD_TEST_BACKEND").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("memory") => None,
+        Ok("redis") => Some(RedisServer::start().await),
+        other => panic!("HERALD_TEST_BACKEND is {other:?}: it must be unset, `memory` or `redis`"),
+    };
+    // Before `adjust`, so that a test can still choose another Redis, or none.
+    if let Some(redis) = &redis {
+        config.redis_url = Some(redis.url());
+    }
     adjust(&mut config);
     let options = LeptosOptions::builder()
         .output_name("herald")
@@ -49,7 +64,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     }));
     // A cookie store makes the client one browser session, as a page would be.
     let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    TestApp { address, http, stop, server }
+    TestApp { address, http, stop, server, redis }
 }
 
 /// A binary of this package, started on a free port; killed when dropped.

@@ -1,5 +1,5 @@
-//! The job registry: which session started which job, how each one ended, and the cancel switch
-//! of the timer that would fail it.
+//! The job registry in memory (the default): which session started which job, and how each
+//! one ended.
 //!
 //! Bounded: past `max_jobs`, starting a job forgets the oldest finished one, and when every job
 //! is still running a new one is refused.
@@ -8,7 +8,6 @@ use std::{collections::HashMap, fmt, time::Instant};
 
 use chrono::Utc;
 use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{JobStatus, JobView};
 use crate::server::{event::Topic, random};
@@ -17,6 +16,8 @@ use crate::server::{event::Topic, random};
 pub(crate) enum FinishError {
     Unknown,
     AlreadyFinished,
+    /// Redis did not answer: nothing changed.
+    Unavailable,
 }
 
 /// Why a job could not start.
@@ -26,6 +27,8 @@ pub(crate) enum StartError {
     Full,
     /// The session has its maximum of jobs running.
     SessionBusy { limit: usize },
+    /// Redis did not answer: no job was started.
+    Unavailable,
 }
 
 impl fmt::Display for StartError {
@@ -35,11 +38,12 @@ impl fmt::Display for StartError {
             Self::SessionBusy { limit } => {
                 write!(f, "you have {limit} jobs running, the most one session may; wait for one to finish")
             }
+            Self::Unavailable => f.write_str("jobs cannot be stored right now; try again in a moment"),
         }
     }
 }
 
-pub(crate) struct Registry {
+pub(crate) struct MemoryRegistry {
     max_jobs: usize,
     max_per_session: usize,
     jobs: Mutex<HashMap<String, Job>>,
@@ -49,18 +53,15 @@ struct Job {
     session: Topic,
     started: Instant,
     view: JobView,
-    /// Cancelled when the job finishes, so that its timer stops waiting.
-    timer: CancellationToken,
 }
 
-impl Registry {
+impl MemoryRegistry {
     pub(crate) fn new(max_jobs: usize, max_per_session: usize) -> Self {
         Self { max_jobs, max_per_session, jobs: Mutex::default() }
     }
 
-    /// Registers a running job for the session whose private topic is `session`; finishing it
-    /// cancels `timer`.
-    pub(crate) fn start(&self, session: Topic, timer: CancellationToken) -> Result<JobView, StartError> {
+    /// Registers a running job for the session whose private topic is `session`.
+    pub(crate) fn start(&self, session: Topic) -> Result<JobView, StartError> {
         let mut jobs = self.jobs.lock();
         let running = jobs.values().filter(|job| job.session == session && !job.view.status.is_finished());
         if running.count() >= self.max_per_session {
@@ -82,12 +83,11 @@ impl Registry {
             took_ms: None,
             result: None,
         };
-        jobs.insert(view.id.clone(), Job { session, started: Instant::now(), view: view.clone(), timer });
+        jobs.insert(view.id.clone(), Job { session, started: Instant::now(), view: view.clone() });
         Ok(view)
     }
 
-    /// Marks a running job finished and stops its timer; returns its session's topic and its
-    /// final view.
+    /// Marks a running job finished; returns its session's topic and its final view.
     pub(crate) fn finish(
         &self,
         id: &str,
@@ -102,7 +102,6 @@ impl Registry {
         job.view.status = status;
         job.view.took_ms = Some(job.started.elapsed().as_millis() as u64);
         job.view.result = Some(result);
-        job.timer.cancel();
         Ok((job.session.clone(), job.view.clone()))
     }
 
@@ -128,14 +127,13 @@ mod tests {
         Topic::parse(&format!("session.{name}")).unwrap()
     }
 
-    /// Starts a job whose timer nobody watches.
-    fn start(jobs: &Registry, session: Topic) -> Result<JobView, StartError> {
-        jobs.start(session, CancellationToken::new())
+    fn start(jobs: &MemoryRegistry, session: Topic) -> Result<JobView, StartError> {
+        jobs.start(session)
     }
 
     #[test]
     fn a_job_finishes_once_and_only_if_known() {
-        let jobs = Registry::new(10, 10);
+        let jobs = MemoryRegistry::new(10, 10);
         let job = start(&jobs, session("a")).unwrap();
 
         let (topic, done) = jobs.finish(&job.id, JobStatus::Done, "42".into()).unwrap();
@@ -150,20 +148,8 @@ mod tests {
     }
 
     #[test]
-    fn finishing_a_job_stops_its_timer() {
-        let jobs = Registry::new(10, 10);
-        let timer = CancellationToken::new();
-        let job = jobs.start(session("a"), timer.clone()).unwrap();
-        assert!(!timer.is_cancelled());
-
-        jobs.finish(&job.id, JobStatus::Done, "42".into()).unwrap();
-
-        assert!(timer.is_cancelled());
-    }
-
-    #[test]
     fn sessions_see_only_their_own_jobs() {
-        let jobs = Registry::new(10, 10);
+        let jobs = MemoryRegistry::new(10, 10);
         let mine = start(&jobs, session("a")).unwrap();
         start(&jobs, session("b")).unwrap();
         assert_eq!(jobs.of_session(&session("a")), vec![mine]);
@@ -171,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_full_registry_forgets_the_oldest_finished_job_or_refuses() {
-        let jobs = Registry::new(2, 10);
+        let jobs = MemoryRegistry::new(2, 10);
         let old = start(&jobs, session("a")).unwrap();
         let running = start(&jobs, session("a")).unwrap();
         jobs.finish(&old.id, JobStatus::Done, "ok".into()).unwrap();
@@ -184,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_session_may_have_only_so_many_jobs_running() {
-        let jobs = Registry::new(10, 2);
+        let jobs = MemoryRegistry::new(10, 2);
         let first = start(&jobs, session("a")).unwrap();
         start(&jobs, session("a")).unwrap();
 

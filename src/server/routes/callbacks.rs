@@ -21,7 +21,8 @@ use crate::server::{
     error::ApiError,
     extract::{decode_json, require_json, Admitted, Gate, PathParams, RawBody},
     jobs::{FinishError, JobService},
-    signature::{self, CallbackAuth, CallbackSettings, SignatureError},
+    redis::Redis,
+    signature::{self, CallbackAuth, CallbackRefusal, CallbackSettings, SignatureError},
 };
 
 /// How callbacks are checked (a sub-state); `None` while callbacks are disabled.
@@ -29,8 +30,8 @@ use crate::server::{
 pub(crate) struct Callbacks(Option<Arc<CallbackAuth>>);
 
 impl Callbacks {
-    pub(crate) fn new(settings: Option<CallbackSettings>) -> Self {
-        Self(settings.map(|settings| Arc::new(CallbackAuth::new(settings))))
+    pub(crate) fn new(settings: Option<CallbackSettings>, redis: Option<Redis>) -> Self {
+        Self(settings.map(|settings| Arc::new(CallbackAuth::new(settings, redis))))
     }
 }
 
@@ -81,17 +82,21 @@ pub(crate) async fn job_finished(
 ) -> Result<Json<Value>, ApiError> {
     let header = headers.get(signature::HEADER).map(|value| value.to_str().unwrap_or("\u{fffd}"));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
-    auth.check(header, &job_id, &raw, now).map_err(|err| match err {
-        SignatureError::Malformed => ApiError::invalid("Herald-Signature", err.message()),
-        err => ApiError::BadSignature(err.message()),
+    auth.check(header, &job_id, &raw, now).await.map_err(|refusal| match refusal {
+        CallbackRefusal::Signature(err @ SignatureError::Malformed) => {
+            ApiError::invalid("Herald-Signature", err.message())
+        }
+        CallbackRefusal::Signature(err) => ApiError::BadSignature(err.message()),
+        CallbackRefusal::Unavailable => ApiError::unavailable(),
     })?;
     require_json(&headers)?;
     let body: CallbackBody = decode_json(&raw)?;
 
     let finished =
-        jobs.finish(&job_id, body.status.into(), body.result.to_string()).map_err(|err| match err {
+        jobs.finish(&job_id, body.status.into(), body.result.to_string()).await.map_err(|err| match err {
             FinishError::Unknown => ApiError::NotFound(format!("no job {job_id:.64} is known")),
             FinishError::AlreadyFinished => ApiError::Conflict(format!("job {job_id} has already finished")),
+            FinishError::Unavailable => ApiError::unavailable(),
         })?;
     Ok(Json(json!({ "id": finished.event_id.to_string(), "job": finished.view })))
 }

@@ -5,28 +5,37 @@ use axum::{extract::State, http::StatusCode, Json};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::server::redis::Redis;
+
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Whether this instance should get new traffic (a sub-state): not while it shuts down.
+/// Whether this instance should get new traffic (a sub-state): not while it shuts down, nor
+/// while its Redis (if it has one) does not answer.
 #[derive(Clone)]
 pub(crate) struct Readiness {
     shutdown: CancellationToken,
+    redis: Option<Redis>,
 }
 
 impl Readiness {
-    pub(crate) fn new(shutdown: CancellationToken) -> Self {
-        Self { shutdown }
+    pub(crate) fn new(shutdown: CancellationToken, redis: Option<Redis>) -> Self {
+        Self { shutdown, redis }
     }
 }
 
 /// 200 while serving; 503 once shutting down, so that a load balancer sends new clients
-/// elsewhere while open streams drain.
+/// elsewhere while open streams drain, and 503 while Redis is unavailable, when this instance
+/// could neither publish nor replay.
 pub(crate) async fn ready(State(readiness): State<Readiness>) -> (StatusCode, Json<Value>) {
     if readiness.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting-down" })))
-    } else {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting-down" })));
     }
+    if let Some(redis) = &readiness.redis {
+        if redis.ping().await.is_err() {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "redis-unavailable" })));
+        }
+    }
+    (StatusCode::OK, Json(json!({ "status": "ready" })))
 }

@@ -18,7 +18,8 @@ use crate::server::{
     error::ApiError,
     event::{EventName, IdempotencyKey, NewEvent, Topic},
     extract::{Admitted, Gate, JsonBody},
-    hub::Hub,
+    hub::{Hub, PublishError},
+    redis::Unavailable,
 };
 
 /// What publishing is configured with.
@@ -110,12 +111,13 @@ pub(crate) async fn publish(
     }
     let event = NewEvent { topic, name, data };
     let published = match idempotency_key {
-        None => hub.publish(event),
-        Some(key) => hub.publish_once(event, key).map_err(|reused| {
-            ApiError::IdempotencyKeyReused(format!(
+        None => hub.publish(event).await.map_err(|Unavailable| ApiError::unavailable())?,
+        Some(key) => hub.publish_once(event, key).await.map_err(|err| match err {
+            PublishError::KeyReused(reused) => ApiError::IdempotencyKeyReused(format!(
                 "this Idempotency-Key already published event {} on this topic, with a different event",
                 reused.first
-            ))
+            )),
+            PublishError::Unavailable => ApiError::unavailable(),
         })?,
     };
     Ok((

@@ -1,0 +1,144 @@
+//! This instance's subscribers: which topics each follows, and a bounded queue each, into which
+//! published frames are handed without ever waiting.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use crate::server::event::{EventId, Topic};
+
+/// A frame on its way to one subscriber: its id, to tell it from a replayed one, and when it was
+/// published, for the latency histogram.
+pub(super) struct LiveFrame {
+    pub bytes: Bytes,
+    pub id: EventId,
+    pub published: Instant,
+}
+
+/// The local subscribers (cheap to clone).
+#[derive(Clone, Default)]
+pub(super) struct Fanout(Arc<Mutex<Subscribers>>);
+
+#[derive(Default)]
+struct Subscribers {
+    next_key: u64,
+    /// Each subscriber's topics, to leave them when it goes, and its queue.
+    members: HashMap<u64, (Vec<Topic>, mpsc::Sender<LiveFrame>)>,
+    /// Each topic's subscribers and their queues, side by side for a fast fan-out.
+    by_topic: HashMap<Topic, Vec<(u64, mpsc::Sender<LiveFrame>)>>,
+}
+
+/// What one delivery did.
+pub(super) struct Delivered {
+    /// How many subscribers took the frame.
+    pub taken: usize,
+    /// How many were dropped for a full queue.
+    pub too_slow: usize,
+}
+
+impl Fanout {
+    /// Adds a subscriber of `topics` with a queue of `queue_len` frames; it receives every frame
+    /// delivered to those topics from now on.
+    pub(super) fn join(&self, topics: Vec<Topic>, queue_len: usize) -> (u64, mpsc::Receiver<LiveFrame>) {
+        let (queue, receiver) = mpsc::channel(queue_len);
+        let mut subscribers = self.0.lock();
+        let key = subscribers.next_key;
+        subscribers.next_key += 1;
+        for topic in &topics {
+            subscribers.by_topic.entry(topic.clone()).or_default().push((key, queue.clone()));
+        }
+        subscribers.members.insert(key, (topics, queue));
+        (key, receiver)
+    }
+
+    pub(super) fn leave(&self, key: u64) {
+        self.0.lock().remove(key);
+    }
+
+    /// Hands `frame` to every subscriber of `topic` that has room; a subscriber whose queue is
+    /// full is dropped, so that its stream ends and its client resumes with `Last-Event-ID`.
+    pub(super) fn deliver(&self, topic: &Topic, id: EventId, bytes: &Bytes, published: Instant) -> Delivered {
+        let mut subscribers = self.0.lock();
+        let Some(queues) = subscribers.by_topic.get(topic) else {
+            return Delivered { taken: 0, too_slow: 0 };
+        };
+        let mut taken = 0;
+        let mut too_slow = vec![];
+        for (key, queue) in queues {
+            match queue.try_send(LiveFrame { bytes: bytes.clone(), id, published }) {
+                Ok(()) => taken += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*key),
+                // The stream is going away; its membership removes it in a moment.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        for key in &too_slow {
+            tracing::debug!(subscriber = key, "queue full: dropping the subscriber");
+            subscribers.remove(*key);
+        }
+        Delivered { taken, too_slow: too_slow.len() }
+    }
+
+    /// Hands `frame` to every subscriber; those without room are dropped, which tells their
+    /// clients as surely, once they reconnect.
+    pub(super) fn deliver_to_all(&self, id: EventId, bytes: &Bytes) {
+        let mut subscribers = self.0.lock();
+        let published = Instant::now();
+        let full: Vec<u64> = subscribers
+            .members
+            .iter()
+            .filter(|(_, (_, queue))| {
+                queue.try_send(LiveFrame { bytes: bytes.clone(), id, published }).is_err()
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in full {
+            subscribers.remove(key);
+        }
+    }
+
+    /// Drops every subscriber: each stream ends after what it holds, and each client resumes
+    /// with its `Last-Event-ID` from the shared history.
+    pub(super) fn drop_all(&self) -> usize {
+        let mut subscribers = self.0.lock();
+        let dropped = subscribers.members.len();
+        *subscribers = Subscribers { next_key: subscribers.next_key, ..Subscribers::default() };
+        dropped
+    }
+
+    pub(super) fn is_followed(&self, topic: &Topic) -> bool {
+        self.0.lock().by_topic.contains_key(topic)
+    }
+
+    /// How many subscribers follow `topic`.
+    pub(super) fn followers(&self, topic: &Topic) -> usize {
+        self.0.lock().by_topic.get(topic).map_or(0, Vec::len)
+    }
+
+    pub(super) fn subscribers(&self) -> usize {
+        self.0.lock().members.len()
+    }
+
+    /// The topics that have a subscriber here.
+    pub(super) fn followed_topics(&self) -> Vec<Topic> {
+        self.0.lock().by_topic.keys().cloned().collect()
+    }
+}
+
+impl Subscribers {
+    fn remove(&mut self, key: u64) {
+        let Some((topics, _)) = self.members.remove(&key) else {
+            return;
+        };
+        for topic in topics {
+            if let Some(queues) = self.by_topic.get_mut(&topic) {
+                queues.retain(|(k, _)| *k != key);
+                if queues.is_empty() {
+                    self.by_topic.remove(&topic);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The embedded event log, the default: ids, a bounded history per topic and idempotency keys,
+//! all in this process's memory, behind one short lock.
+//!
+//! A publish delivers to the local subscribers under the same lock that assigns its id, so every
+//! queue receives events in id order.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::{fanout::Fanout, Gap, HubSettings, KeyReused, Missed, Once, Published};
+use crate::protocol::ResetReason;
+use crate::server::event::{self, EventId, IdempotencyKey, NewEvent, Topic};
+
+pub(super) struct MemoryLog {
+    incarnation: u64,
+    settings: HubSettings,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    last_seq: u64,
+    /// Each topic's recent events. A busy topic forgets its own old events, never another's.
+    histories: HashMap<Topic, History>,
+    /// The newest event of any topic forgotten altogether for being idle (0: none yet): a topic
+    /// with no history may have had events up to here.
+    idle_forgotten_through: u64,
+    /// Idempotency keys are scoped per topic, as Stripe scopes them per account.
+    idempotency: HashMap<(Topic, IdempotencyKey), Remembered>,
+}
+
+/// One topic's recent events, oldest first.
+struct History {
+    events: VecDeque<Stored>,
+    /// The newest of this topic's events that the history has forgotten (0: none yet).
+    forgotten_through: u64,
+}
+
+struct Stored {
+    seq: u64,
+    at: Instant,
+    frame: Bytes,
+    idempotency_key: Option<IdempotencyKey>,
+}
+
+/// What an idempotency key published: its id, and a digest of its name and data, so that the
+/// same key with another event is told apart from a retry.
+struct Remembered {
+    id: EventId,
+    digest: [u8; 32],
+}
+
+impl MemoryLog {
+    /// A log whose ids start with `incarnation`, a value that differs between runs: see
+    /// [`MemoryLog::new_incarnation`].
+    pub(super) fn new(incarnation: u64, settings: HubSettings) -> Self {
+        Self { incarnation, settings, state: Mutex::default() }
+    }
+
+    /// Tells this run's event ids from an earlier run's: the start time in milliseconds.
+    pub(super) fn new_incarnation() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+    }
+
+    /// Assigns the next id, frames the event once, keeps it in its topic's history, and has
+    /// `deliver` hand it to the local subscribers before the next publish can begin.
+    pub(super) fn append(
+        &self,
+        event: NewEvent,
+        once: Option<Once>,
+        fanout: &Fanout,
+        deliver: impl FnOnce(&Topic, EventId, &Bytes) -> usize,
+    ) -> Result<Published, KeyReused> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        self.forget_old(&mut state, &event.topic, now, fanout);
+        let NewEvent { topic, name, data } = event;
+        let scoped = match once {
+            None => None,
+            Some(Once { key, digest }) => {
+                let scoped = (topic.clone(), key);
+                if let Some(first) = state.idempotency.get(&scoped) {
+                    return match first.digest == digest {
+                        true => Ok(Published { id: first.id, subscribers: 0, duplicate: true }),
+                        false => Err(KeyReused { first: first.id }),
+                    };
+                }
+                Some((scoped, digest))
+            }
+        };
+
+        state.last_seq += 1;
+        let id = self.id(state.last_seq);
+        let frame = event::frame(Some(id), name.as_ref(), &data);
+        let subscribers = deliver(&topic, id, &frame);
+        let idempotency_key = scoped.as_ref().map(|((_, key), _)| key.clone());
+        let idle_forgotten_through = state.idle_forgotten_through;
+        let history = state.histories.entry(topic.clone()).or_insert_with(|| History {
+            events: VecDeque::new(),
+            // A topic forgotten for being idle may have had events up to the watermark.
+            forgotten_through: idle_forgotten_through,
+        });
+        history.events.push_back(Stored { seq: id.seq, at: now, frame, idempotency_key });
+        if let Some((scoped, digest)) = scoped {
+            state.idempotency.insert(scoped, Remembered { id, digest });
+        }
+        self.forget_old(&mut state, &topic, now, fanout);
+        Ok(Published { id, subscribers, duplicate: false })
+    }
+
+    /// The frames of `topics` after `since`, merged in id order, or why they cannot be told
+    /// exactly: exact when each of `topics` still holds every one of its events after the id.
+    pub(super) fn since(&self, since: EventId, topics: &[Topic], fanout: &Fanout) -> Result<Missed, Gap> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        for topic in topics {
+            self.forget_old(&mut state, topic, now, fanout);
+        }
+        let top = self.id(state.last_seq);
+        let gap = |reason| Gap { reason, top };
+        if since.incarnation != self.incarnation {
+            return Err(gap(ResetReason::OtherIncarnation));
+        }
+        if since.seq > state.last_seq {
+            return Err(gap(ResetReason::UnknownId));
+        }
+        let mut missed = vec![];
+        for topic in topics {
+            let forgotten_through = match state.histories.get(topic) {
+                Some(history) => history.forgotten_through,
+                None => state.idle_forgotten_through,
+            };
+            if since.seq < forgotten_through {
+                return Err(gap(ResetReason::Expired));
+            }
+            let events = state.histories.get(topic).map(|history| &history.events);
+            missed.extend(events.into_iter().flatten().filter(|stored| stored.seq > since.seq));
+        }
+        missed.sort_unstable_by_key(|stored| stored.seq);
+        Ok(Missed { frames: missed.into_iter().map(|stored| stored.frame.clone()).collect(), top })
+    }
+
+    /// The id of the latest event, or `<incarnation>-0` before the first.
+    pub(super) fn top(&self) -> EventId {
+        self.id(self.state.lock().last_seq)
+    }
+
+    /// Forgets every event older than the history's age, and every topic left with no event and
+    /// no subscriber. Publishing and subscribing trim the topics they touch; this trims the rest.
+    pub(super) fn purge(&self, fanout: &Fanout) {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let topics: Vec<Topic> = state.histories.keys().cloned().collect();
+        for topic in topics {
+            self.forget_old(&mut state, &topic, now, fanout);
+        }
+    }
+
+    /// How many topics hold a history or a local subscriber.
+    pub(super) fn topics(&self, fanout: &Fanout) -> usize {
+        let state = self.state.lock();
+        let followed_only =
+            fanout.followed_topics().iter().filter(|topic| !state.histories.contains_key(*topic)).count();
+        state.histories.len() + followed_only
+    }
+
+    fn id(&self, seq: u64) -> EventId {
+        EventId { incarnation: self.incarnation, seq }
+    }
+
+    /// Trims `topic`'s history to its length and age; a topic left with no event and no
+    /// subscriber is forgotten, and remembered only as the log's idle watermark.
+    fn forget_old(&self, state: &mut State, topic: &Topic, now: Instant, fanout: &Fanout) {
+        let Some(history) = state.histories.get_mut(topic) else {
+            return;
+        };
+        while let Some(oldest) = history.events.front() {
+            let too_many = history.events.len() > self.settings.history_len;
+            let too_old = now.duration_since(oldest.at) > self.settings.history_age;
+            if !(too_many || too_old) {
+                break;
+            }
+            let oldest = history.events.pop_front().expect("a front element");
+            history.forgotten_through = oldest.seq;
+            if let Some(key) = oldest.idempotency_key {
+                state.idempotency.remove(&(topic.clone(), key));
+            }
+        }
+        if history.events.is_empty() && !fanout.is_followed(topic) {
+            let forgotten_through = history.forgotten_through;
+            state.histories.remove(topic);
+            state.idle_forgotten_through = state.idle_forgotten_through.max(forgotten_through);
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! The pub/sub hub, the one interface the routes and the job service publish and subscribe
+//! through: ids from one log, a bounded history per topic, and fan-out to this instance's
+//! subscribers through bounded queues. There is no HTTP in here.
+//!
+//! The log is either in this process's memory (the default, [`memory`]) or in Redis, shared by
+//! every instance (`--redis-url`, [`redis`]); nothing outside this module knows which.
+//!
+//! Every event is framed into its SSE bytes once, when it is published, and subscribers share
+//! those bytes. A subscriber joins the fan-out before its missed events are read, and live
+//! events that the replay already holds are skipped by id, so replay and live events meet without
+//! a gap or a duplicate. A publisher never waits: a subscriber whose queue is full is dropped
+//! from the hub, its stream ends after what it already holds, and its client resumes with
+//! `Last-Event-ID`.
+
+mod fanout;
+mod memory;
+mod redis;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures::{future::BoxFuture, FutureExt, Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use self::redis::ReaderStats;
+use self::{
+    fanout::{Fanout, LiveFrame},
+    memory::MemoryLog,
+    redis::RedisLog,
+};
+use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
+pub use super::metrics::HubStats;
+use super::metrics::{ReasonLabel, TopicClass};
+use super::redis::{Redis, Unavailable};
+use crate::protocol::{ResetNotice, ResetReason, RESET_EVENT};
+
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    /// How many events each topic's history keeps for replay.
+    pub history_len: usize,
+    /// How old an event may grow before its topic's history forgets it; a topic with no event
+    /// left and no subscriber is forgotten altogether.
+    pub history_age: Duration,
+    /// How many frames may wait for one subscriber before it counts as too slow.
+    pub queue_len: usize,
+}
+
+/// What a publish did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub id: EventId,
+    /// How many of this instance's subscribers the event was handed to.
+    pub subscribers: usize,
+    /// The idempotency key had been seen: nothing new was published and `id` is the first one's.
+    pub duplicate: bool,
+}
+
+/// The idempotency key was used on this topic for a different event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyReused {
+    /// The id of the event the key published first.
+    pub first: EventId,
+}
+
+/// Why a publish with an idempotency key stored nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PublishError {
+    KeyReused(KeyReused),
+    Unavailable,
+}
+
+impl From<Unavailable> for PublishError {
+    fn from(Unavailable: Unavailable) -> Self {
+        Self::Unavailable
+    }
+}
+
+/// An idempotency key and the digest of the event it first published.
+pub(super) struct Once {
+    key: IdempotencyKey,
+    digest: [u8; 32],
+}
+
+/// The events a resuming subscriber missed, and the top of the log when they were read.
+struct Missed {
+    frames: Vec<Bytes>,
+    top: EventId,
+}
+
+/// Why a resume cannot be exact, and the top of the log at that moment.
+struct Gap {
+    reason: ResetReason,
+    top: EventId,
+}
+
+pub struct Hub {
+    log: Log,
+    fanout: Fanout,
+    settings: HubSettings,
+    pub stats: HubStats,
+}
+
+enum Log {
+    Memory(MemoryLog),
+    Redis(Arc<RedisLog>),
+}
+
+impl Hub {
+    /// A hub on the in-memory log, whose ids start with `incarnation`: see
+    /// [`Hub::new_incarnation`].
+    pub fn new(incarnation: u64, settings: HubSettings) -> Arc<Self> {
+        let log = Log::Memory(MemoryLog::new(incarnation, settings.clone()));
+        Arc::new(Self { log, fanout: Fanout::default(), settings, stats: HubStats::default() })
+    }
+
+    /// A hub on the log in Redis, with its reader following the shared log until `shutdown`.
+    pub(crate) fn on_redis(
+        redis: Redis,
+        settings: HubSettings,
+        reader: ReaderStats,
+        shutdown: &CancellationToken,
+    ) -> Arc<Self> {
+        let log = Arc::new(RedisLog::new(redis, settings.clone()));
+        let hub = Arc::new(Self {
+            log: Log::Redis(Arc::clone(&log)),
+            fanout: Fanout::default(),
+            settings,
+            stats: HubStats::default(),
+        });
+        redis::spawn_reader(Arc::clone(&hub), log, reader, shutdown.clone());
+        hub
+    }
+
+    /// Tells this run's event ids from an earlier run's: the start time in milliseconds.
+    pub(crate) fn new_incarnation() -> u64 {
+        MemoryLog::new_incarnation()
+    }
+
+    /// Assigns the next id, frames the event once, keeps it in its topic's history, and hands it
+    /// to every subscriber of its topic that has room, on every instance.
+    pub async fn publish(&self, event: NewEvent) -> Result<Published, Unavailable> {
+        self.append(event, None).await.map_err(|err| match err {
+            PublishError::Unavailable => Unavailable,
+            PublishError::KeyReused(_) => unreachable!("a publish without a key reuses none"),
+        })
+    }
+
+    /// Publishes `event` once per `key` and topic while the first event is in the history: a
+    /// retry with the same event answers the first one's id as a duplicate, and the same key
+    /// with a different event is refused.
+    pub(crate) async fn publish_once(
+        &self,
+        event: NewEvent,
+        key: IdempotencyKey,
+    ) -> Result<Published, PublishError> {
+        let digest = digest(&event);
+        self.append(event, Some(Once { key, digest })).await
+    }
+
+    async fn append(&self, event: NewEvent, once: Option<Once>) -> Result<Published, PublishError> {
+        let class = TopicClass::of(&event.topic);
+        let published = match &self.log {
+            Log::Memory(log) => log
+                .append(event, once, &self.fanout, |topic, id, frame| {
+                    self.deliver(topic, id, frame, Instant::now())
+                })
+                .map_err(PublishError::KeyReused)?,
+            Log::Redis(log) => {
+                let followers = self.fanout.followers(&event.topic);
+                let (id, duplicate) = log.append(&event, once.as_ref()).await?;
+                // This instance's reader delivers it, as every other instance's does.
+                Published { id, subscribers: if duplicate { 0 } else { followers }, duplicate }
+            }
+        };
+        if !published.duplicate {
+            self.stats.published.inc();
+            self.stats.published_as(class).inc();
+        }
+        Ok(published)
+    }
+
+    /// Hands a published frame to the local subscribers of `topic`; returns how many took it.
+    fn deliver(&self, topic: &Topic, id: EventId, frame: &Bytes, published: Instant) -> usize {
+        let delivered = self.fanout.deliver(topic, id, frame, published);
+        self.stats.delivered_as(TopicClass::of(topic)).inc_by(delivered.taken as u64);
+        self.stats.lagged.inc_by(delivered.too_slow as u64);
+        delivered.taken
+    }
+
+    /// Sends every local subscriber a reset positioned at `top`: the log lost its history.
+    fn reset_everyone(&self, top: EventId) {
+        let frame = self.reset_frame(ResetReason::OtherIncarnation, top);
+        self.fanout.deliver_to_all(top, &frame);
+    }
+
+    /// Subscribes to `topics`. With `last_event_id`, the subscription opens with every missed
+    /// event of those topics still in the history, or with an `event: reset` when that cannot be
+    /// exact; either way live events follow without a gap or a duplicate. While Redis is
+    /// unavailable the opening waits for it, and the stream stays open meanwhile.
+    pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
+        let (key, receiver) = self.fanout.join(topics.clone(), self.settings.queue_len);
+        let membership = Membership { hub: Arc::clone(self), key };
+        let opening = match last_event_id {
+            None => async { Opening { frames: vec![], through: None } }.boxed(),
+            Some(raw) => {
+                let (hub, raw) = (Arc::clone(self), raw.to_owned());
+                async move { hub.opening(&topics, &raw).await }.boxed()
+            }
+        };
+        Subscription { opening, receiver, membership }
+    }
+
+    /// What a subscription resuming after `raw` opens with, retried until Redis answers.
+    async fn opening(&self, topics: &[Topic], raw: &str) -> Opening {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.replay(topics, raw).await {
+                Ok(opening) => return opening,
+                Err(Unavailable) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// The missed events of `topics` after `raw`, or a reset that says why they cannot be told.
+    async fn replay(&self, topics: &[Topic], raw: &str) -> Result<Opening, Unavailable> {
+        let missed = match raw.parse::<EventId>() {
+            Err(_) => Err(Gap { reason: ResetReason::MalformedId, top: self.last_id().await? }),
+            Ok(since) => match &self.log {
+                Log::Memory(log) => log.since(since, topics, &self.fanout),
+                Log::Redis(log) => log.since(since, topics).await?,
+            },
+        };
+        Ok(match missed {
+            Ok(Missed { frames, top }) => Opening { frames, through: Some(top) },
+            Err(Gap { reason, top }) => {
+                self.stats.resets.inc();
+                self.stats.resets_by_reason.get_or_create(&ReasonLabel { reason: reason.name() }).inc();
+                Opening { frames: vec![self.reset_frame(reason, top)], through: Some(top) }
+            }
+        })
+    }
+
+    /// How many subscriptions are open on this instance.
+    pub fn subscribers(&self) -> usize {
+        self.fanout.subscribers()
+    }
+
+    /// How many topics this instance holds a history (in memory) or subscribers for.
+    pub(crate) fn topics(&self) -> usize {
+        match &self.log {
+            Log::Memory(log) => log.topics(&self.fanout),
+            Log::Redis(_) => self.fanout.followed_topics().len(),
+        }
+    }
+
+    /// Forgets every event older than the history's age, and every topic left with no event
+    /// and no subscriber, so that thousands of idle session topics do not each pin memory.
+    pub(crate) async fn purge(&self) {
+        match &self.log {
+            Log::Memory(log) => log.purge(&self.fanout),
+            Log::Redis(log) => {
+                // Unavailable is logged by the connection; the next purge catches up.
+                let _ = log.purge().await;
+            }
+        }
+    }
+
+    /// The id of the latest event, or `<incarnation>-0` before the first.
+    pub async fn last_id(&self) -> Result<EventId, Unavailable> {
+        match &self.log {
+            Log::Memory(log) => Ok(log.top()),
+            Log::Redis(log) => log.top().await,
+        }
+    }
+
+    /// The reset frame carries the current position as its id, so the client's next reconnect
+    /// resumes from here instead of repeating the same reset.
+    fn reset_frame(&self, reason: ResetReason, top: EventId) -> Bytes {
+        let data = serde_json::to_string(&ResetNotice::from(reason)).expect("a notice serialises");
+        event::frame(Some(top), Some(&EventName::known(RESET_EVENT)), &data)
+    }
+}
+
+/// Runs [`Hub::purge`] as often as the history's age allows an event to go stale, at least every
+/// 30 s, until `shutdown` is cancelled.
+pub(crate) fn spawn_purge(hub: Arc<Hub>, shutdown: CancellationToken) {
+    let every = hub.settings.history_age.clamp(Duration::from_millis(100), Duration::from_secs(30));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => hub.purge().await,
+            }
+        }
+    });
+}
+
+/// What tells two events apart for an idempotency key: the name and the data. A name cannot hold
+/// a line break, so the separator keeps the two unambiguous.
+fn digest(event: &NewEvent) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(event.name.as_ref().map_or("", EventName::as_str));
+    hasher.update("\n");
+    hasher.update(&event.data);
+    hasher.finalize().into()
+}
+
+/// One live delivery in this many, per subscriber, goes into the publish-to-write histogram
+/// (each subscriber's first included). Observing locks the histogram: with every delivery
+/// observed, one event to 10,000 subscribers cost 10,000 lock round trips (`benches/fanout.rs`).
+const LATENCY_SAMPLE_EVERY: u32 = 16;
+
+/// What a subscription sends before any live frame, and the position it reaches: live frames
+/// at or before it are already in the opening.
+struct Opening {
+    frames: Vec<Bytes>,
+    through: Option<EventId>,
+}
+
+/// One subscriber's view of the hub: an opening (replay or reset), then live frames.
+pub struct Subscription {
+    opening: BoxFuture<'static, Opening>,
+    receiver: mpsc::Receiver<LiveFrame>,
+    membership: Membership,
+}
+
+impl Subscription {
+    /// The opening frames, then live frames until the hub drops this subscriber.
+    pub fn into_stream(self) -> impl Stream<Item = Bytes> + Send + 'static {
+        let Self { opening, receiver, membership } = self;
+        futures::stream::once(async move {
+            let Opening { frames, through } = opening.await;
+            // The closure owns the membership, so the subscriber leaves the hub exactly when the
+            // stream is dropped, however it ends.
+            let mut delivered = 0u32;
+            let live = ReceiverStream::new(receiver)
+                .filter(move |frame| {
+                    let replayed = through.is_some_and(|through| {
+                        frame.id.incarnation == through.incarnation && frame.id.seq <= through.seq
+                    });
+                    futures::future::ready(!replayed)
+                })
+                .map(move |frame| {
+                    if delivered.is_multiple_of(LATENCY_SAMPLE_EVERY) {
+                        membership
+                            .hub
+                            .stats
+                            .publish_to_write
+                            .observe(frame.published.elapsed().as_secs_f64());
+                    }
+                    delivered = delivered.wrapping_add(1);
+                    frame.bytes
+                });
+            futures::stream::iter(frames).chain(live)
+        })
+        .flatten()
+    }
+}
+
+/// Removes its subscriber from the hub when dropped, however the stream ends.
+struct Membership {
+    hub: Arc<Hub>,
+    key: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.fanout.leave(self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> HubSettings {
+        HubSettings { history_len: 100, history_age: Duration::from_secs(600), queue_len: 16 }
+    }
+
+    fn topic(name: &str) -> Topic {
+        Topic::parse(name).unwrap()
+    }
+
+    fn key(text: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(text.as_bytes()).unwrap()
+    }
+
+    fn text(frame: &Bytes) -> String {
+        String::from_utf8(frame.to_vec()).unwrap()
+    }
+
+    async fn publish(hub: &Hub, topic_name: &str, data: &str) -> Published {
+        hub.publish(NewEvent::new(topic(topic_name), data)).await.unwrap()
+    }
+
+    async fn publish_once(hub: &Hub, event: NewEvent, key_text: &str) -> Result<Published, PublishError> {
+        hub.publish_once(event, key(key_text)).await
+    }
+
+    /// What a subscription of `topics` resuming after `last_event_id` opens with.
+    async fn opening(hub: &Hub, topics: &[&str], last_event_id: &str) -> Vec<String> {
+        let topics: Vec<Topic> = topics.iter().map(|name| topic(name)).collect();
+        hub.replay(&topics, last_event_id).await.unwrap().frames.iter().map(text).collect()
+    }
+
+    async fn next(subscription: &mut Subscription) -> String {
+        text(&subscription.receiver.recv().await.expect("a live frame").bytes)
+    }
+
+    #[tokio::test]
+    async fn ids_grow_by_one_across_all_topics() {
+        let hub = Hub::new(9, settings());
+        let a = publish(&hub, "a", "1").await;
+        let b = publish(&hub, "b", "2").await;
+        assert_eq!((a.id.to_string(), b.id.to_string()), ("9-1".into(), "9-2".into()));
+        assert_eq!(hub.last_id().await.unwrap().to_string(), "9-2");
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_only_their_topics_in_publish_order() {
+        let hub = Hub::new(1, settings());
+        let mut both = hub.subscribe(vec![topic("a"), topic("b")], None);
+        let mut only_b = hub.subscribe(vec![topic("b")], None);
+
+        assert_eq!(publish(&hub, "a", "one").await.subscribers, 1);
+        assert_eq!(publish(&hub, "c", "nobody").await.subscribers, 0);
+        assert_eq!(publish(&hub, "b", "two").await.subscribers, 2);
+
+        assert_eq!(next(&mut both).await, "id: 1-1\ndata: one\n\n");
+        assert_eq!(next(&mut both).await, "id: 1-3\ndata: two\n\n");
+        assert_eq!(next(&mut only_b).await, "id: 1-3\ndata: two\n\n");
+    }
+
+    #[tokio::test]
+    async fn resuming_replays_missed_events_of_its_topics_then_goes_live() {
+        let hub = Hub::new(1, settings());
+        let seen = publish(&hub, "a", "seen").await.id;
+        publish(&hub, "a", "missed").await;
+        publish(&hub, "other", "not mine").await;
+
+        let resumed = hub.subscribe(vec![topic("a")], Some(&seen.to_string()));
+        publish(&hub, "a", "live").await;
+
+        let frames: Vec<_> = resumed.into_stream().take(2).map(|frame| text(&frame)).collect().await;
+        assert_eq!(frames, ["id: 1-2\ndata: missed\n\n", "id: 1-4\ndata: live\n\n"]);
+    }
+
+    #[tokio::test]
+    async fn an_event_published_while_a_resume_is_read_comes_once() {
+        let hub = Hub::new(1, settings());
+        publish(&hub, "a", "seen").await;
+        // Joined, but its replay not read yet: the next event is both queued and in the history.
+        let resumed = hub.subscribe(vec![topic("a")], Some("1-1"));
+        publish(&hub, "a", "during").await;
+        publish(&hub, "a", "after").await;
+
+        let frames: Vec<_> = resumed.into_stream().take(2).map(|frame| text(&frame)).collect().await;
+        assert_eq!(frames, ["id: 1-2\ndata: during\n\n", "id: 1-3\ndata: after\n\n"]);
+    }
+
+    #[tokio::test]
+    async fn resuming_from_the_latest_id_replays_nothing() {
+        let hub = Hub::new(1, settings());
+        let latest = publish(&hub, "a", "x").await.id;
+        assert!(opening(&hub, &["a"], &latest.to_string()).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ids_that_cannot_be_resumed_open_with_a_reset_that_says_why() {
+        let hub = Hub::new(5, HubSettings { history_len: 2, ..settings() });
+        for n in 0..4 {
+            publish(&hub, "a", &n.to_string()).await;
+        }
+        for (last_event_id, reason) in [
+            ("garbage", "malformed-id"),
+            ("4-1", "other-incarnation"),
+            ("5-99", "unknown-id"),
+            ("5-1", "expired"),
+        ] {
+            let opening = opening(&hub, &["a"], last_event_id).await;
+            assert_eq!(opening.len(), 1, "{last_event_id}");
+            let frame = &opening[0];
+            assert!(frame.starts_with("id: 5-4\nevent: reset\ndata: {"), "{last_event_id}: {frame}");
+            assert!(frame.contains(&format!("\"reason\":\"{reason}\"")), "{last_event_id}: {frame}");
+        }
+        assert_eq!(hub.stats.resets.get(), 4);
+        // The oldest id still in the history resumes exactly.
+        assert_eq!(opening(&hub, &["a"], "5-2").await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn events_older_than_the_maximum_age_leave_the_history() {
+        let hub = Hub::new(1, HubSettings { history_age: Duration::ZERO, ..settings() });
+        publish(&hub, "a", "old").await;
+        publish(&hub, "a", "newer").await;
+        let opening = opening(&hub, &["a"], "1-1").await;
+        assert!(opening[0].contains("expired"));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_that_subscriber_without_slowing_the_publisher_or_others() {
+        let hub = Hub::new(1, HubSettings { queue_len: 2, ..settings() });
+        let slow = hub.subscribe(vec![topic("a")], None);
+        let mut fast = hub.subscribe(vec![topic("a")], None);
+
+        for n in 0..3 {
+            publish(&hub, "a", &n.to_string()).await;
+            next(&mut fast).await;
+        }
+
+        assert_eq!(hub.stats.lagged.get(), 1);
+        assert_eq!(hub.subscribers(), 1);
+        // The slow stream keeps what it had queued, then ends: its client resumes from there.
+        let kept: Vec<_> = slow.into_stream().collect().await;
+        assert_eq!(
+            kept.iter().map(text).collect::<Vec<_>>(),
+            ["id: 1-1\ndata: 0\n\n", "id: 1-2\ndata: 1\n\n"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_publishes_once_while_its_event_is_in_the_history() {
+        let hub = Hub::new(1, HubSettings { history_len: 1, ..settings() });
+        let first = publish_once(&hub, NewEvent::new(topic("a"), "x"), "key-1").await.unwrap();
+        let again = publish_once(&hub, NewEvent::new(topic("a"), "x"), "key-1").await.unwrap();
+        assert_eq!((again.id, again.duplicate), (first.id, true));
+        assert_eq!(hub.last_id().await.unwrap(), first.id);
+
+        publish(&hub, "a", "pushes key-1 out").await;
+        assert!(!publish_once(&hub, NewEvent::new(topic("a"), "x"), "key-1").await.unwrap().duplicate);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_belongs_to_its_topic() {
+        let hub = Hub::new(1, settings());
+        let on_a = publish_once(&hub, NewEvent::new(topic("a"), "x"), "k").await.unwrap();
+        let on_b = publish_once(&hub, NewEvent::new(topic("b"), "x"), "k").await.unwrap();
+        assert!(!on_b.duplicate);
+        assert_ne!(on_a.id, on_b.id);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_reused_for_another_event_is_refused() {
+        let hub = Hub::new(1, settings());
+        let first = publish_once(&hub, NewEvent::new(topic("a"), "x"), "k").await.unwrap();
+        let other_data = publish_once(&hub, NewEvent::new(topic("a"), "y"), "k").await;
+        let other_name =
+            publish_once(&hub, NewEvent::new(topic("a"), "x").named(EventName::parse("n").unwrap()), "k")
+                .await;
+        let reused = Err(PublishError::KeyReused(KeyReused { first: first.id }));
+        assert_eq!(other_data, reused);
+        assert_eq!(other_name, reused);
+        assert_eq!(hub.last_id().await.unwrap(), first.id, "a refused publish published nothing");
+    }
+
+    #[tokio::test]
+    async fn a_busy_topic_does_not_push_a_quiet_topics_events_out_of_its_history() {
+        let hub = Hub::new(1, HubSettings { history_len: 2, ..settings() });
+        publish(&hub, "quiet", "the one event").await;
+        for n in 0..5 {
+            publish(&hub, "busy", &n.to_string()).await;
+        }
+
+        assert_eq!(opening(&hub, &["quiet"], "1-0").await, ["id: 1-1\ndata: the one event\n\n"]);
+    }
+
+    #[tokio::test]
+    async fn a_resume_across_topics_replays_in_id_order_or_resets_if_any_topic_lost_events() {
+        let hub = Hub::new(1, HubSettings { history_len: 2, ..settings() });
+        publish(&hub, "a", "1").await;
+        publish(&hub, "b", "2").await;
+        publish(&hub, "a", "3").await;
+
+        let replayed = opening(&hub, &["b", "a"], "1-0").await;
+        let ids: Vec<_> = replayed.iter().map(|frame| frame.lines().next().unwrap().to_owned()).collect();
+        assert_eq!(ids, ["id: 1-1", "id: 1-2", "id: 1-3"]);
+
+        publish(&hub, "a", "4").await;
+        let opening_both = opening(&hub, &["b", "a"], "1-0").await;
+        assert!(opening_both[0].contains("\"reason\":\"expired\""), "{opening_both:?}");
+        assert_eq!(opening(&hub, &["b"], "1-0").await.len(), 1, "b alone lost nothing");
+    }
+
+    #[tokio::test]
+    async fn idle_topics_are_forgotten_and_a_resume_from_before_them_is_told_so() {
+        let hub = Hub::new(1, HubSettings { history_age: Duration::ZERO, ..settings() });
+        publish(&hub, "x", "old news").await;
+        let watching = hub.subscribe(vec![topic("y")], None);
+        assert_eq!(hub.topics(), 2);
+
+        hub.purge().await;
+        assert_eq!(hub.topics(), 1, "only the subscribed topic is left");
+        drop(watching);
+        hub.purge().await;
+        assert_eq!(hub.topics(), 0);
+
+        let opening_x = opening(&hub, &["x"], "1-0").await;
+        assert!(opening_x[0].contains("\"reason\":\"expired\""), "{opening_x:?}");
+        assert!(opening(&hub, &["x"], "1-1").await.is_empty(), "nothing after the last id");
+    }
+
+    #[tokio::test]
+    async fn a_topic_forgotten_while_idle_and_then_published_to_again_still_tells_of_its_gap() {
+        let hub = Hub::new(
+            1,
+            HubSettings { history_len: 100, history_age: Duration::from_millis(50), ..settings() },
+        );
+        publish(&hub, "x", "missed, then forgotten with its idle topic").await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        hub.purge().await;
+        publish(&hub, "x", "the topic is back").await;
+
+        let opening = opening(&hub, &["x"], "1-0").await;
+        assert!(opening[0].contains("\"reason\":\"expired\""), "{opening:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_subscription_leaves_the_hub() {
+        let hub = Hub::new(1, settings());
+        let subscription = hub.subscribe(vec![topic("a"), topic("b")], None);
+        assert_eq!(hub.subscribers(), 1);
+        drop(subscription);
+        assert_eq!(hub.subscribers(), 0);
+        assert_eq!(publish(&hub, "a", "x").await.subscribers, 0);
+    }
+}

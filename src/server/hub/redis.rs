@@ -1,0 +1,419 @@
+//! The event log in Redis (`--redis-url`), shared by every instance: one Lua script per publish,
+//! a stream per topic for replay, and one shared log stream that each instance's reader follows
+//! on a connection of its own to feed its local subscribers.
+//!
+//! Ids are `<epoch>-<seq>`: the epoch is set once in Redis, so an id means the same on every
+//! instance, and a Redis that lost its data (and so its epoch) is noticed, never replayed from
+//! zero. The layout and its costs are in docs/architecture.md.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use prometheus_client::metrics::gauge::Gauge;
+use redis::{streams::StreamReadReply, Script};
+use tokio_util::sync::CancellationToken;
+
+use super::{Gap, Hub, HubSettings, KeyReused, Missed, Once, PublishError};
+use crate::protocol::ResetReason;
+use crate::server::{
+    event::{self, EventId, NewEvent, Topic},
+    redis::{Redis, Unavailable},
+};
+
+/// How many entries the shared log keeps (about: trimming is by whole nodes). A reader that
+/// falls further behind than this ends its streams, and their clients resume from the topics'
+/// own histories.
+const LOG_LEN: u64 = 100_000;
+
+/// How long the reader's blocking read waits before it checks the epoch again.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+
+/// How many log entries one read takes at most.
+const READ_BATCH: usize = 1_000;
+
+/// How many idle topics one purge forgets at most; the next purge takes the rest.
+const PURGE_BATCH: usize = 1_000;
+
+pub(super) struct RedisLog {
+    redis: Redis,
+    settings: HubSettings,
+    /// The epoch this instance last saw in Redis (0: not yet known).
+    epoch: AtomicU64,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    publish: Script,
+    since: Script,
+    purge: Script,
+    claim_epoch: Script,
+}
+
+/// The keys, all under `herald:`.
+mod keys {
+    use crate::server::event::{IdempotencyKey, Topic};
+
+    pub(super) const EPOCH: &str = "herald:epoch";
+    pub(super) const SEQ: &str = "herald:seq";
+    pub(super) const IDLE_WATERMARK: &str = "herald:idle-watermark";
+    pub(super) const TOPICS: &str = "herald:topics";
+    pub(super) const LOG: &str = "herald:log";
+    pub(super) const TOPIC_PREFIX: &str = "herald:topic:";
+
+    pub(super) fn topic(topic: &Topic) -> String {
+        format!("{TOPIC_PREFIX}{topic}")
+    }
+
+    /// The topic's length first keeps a topic holding `:` apart from a key holding one.
+    pub(super) fn once(topic: &Topic, key: &IdempotencyKey) -> String {
+        format!("herald:once:{}:{topic}:{}", topic.as_str().len(), key.as_str())
+    }
+}
+
+/// What the reader reports, for the metrics.
+#[derive(Clone, Default)]
+pub(crate) struct ReaderStats {
+    /// Milliseconds from Redis accepting the latest event to this reader taking it.
+    pub lag_ms: Gauge,
+}
+
+impl RedisLog {
+    pub(super) fn new(redis: Redis, settings: HubSettings) -> Self {
+        Self {
+            redis,
+            settings,
+            epoch: AtomicU64::new(0),
+            scripts: Scripts {
+                publish: Script::new(include_str!("lua/publish.lua")),
+                since: Script::new(include_str!("lua/since.lua")),
+                purge: Script::new(include_str!("lua/purge.lua")),
+                claim_epoch: Script::new(include_str!("lua/claim_epoch.lua")),
+            },
+        }
+    }
+
+    /// Publishes `event` through the Lua script. Redis makes it visible to every instance's
+    /// reader; this instance delivers it to its own subscribers the same way.
+    pub(super) async fn append(
+        &self,
+        event: &NewEvent,
+        once: Option<&Once>,
+    ) -> Result<(EventId, bool), PublishError> {
+        let rest = event::frame(None, event.name.as_ref(), &event.data);
+        let (once_key, digest) = match once {
+            Some(once) => (keys::once(&event.topic, &once.key), hex::encode(once.digest)),
+            None => (String::new(), String::new()),
+        };
+        // A second try after adopting the epoch another instance has just set.
+        for _ in 0..2 {
+            let epoch = self.epoch().await?;
+            let answer: Vec<String> = self
+                .run(
+                    self.scripts
+                        .publish
+                        .key(keys::EPOCH)
+                        .key(keys::SEQ)
+                        .key(keys::IDLE_WATERMARK)
+                        .key(keys::TOPICS)
+                        .key(keys::topic(&event.topic))
+                        .key(keys::LOG)
+                        .key(&once_key)
+                        .arg(epoch)
+                        .arg(event.topic.as_str())
+                        .arg(rest.as_ref())
+                        .arg(self.settings.history_len)
+                        .arg(LOG_LEN)
+                        .arg(&digest)
+                        .arg(self.settings.history_age.as_millis() as u64),
+                )
+                .await?;
+            let id = |seq: &String| EventId { incarnation: epoch, seq: seq.parse().unwrap_or(0) };
+            match answer.as_slice() {
+                [status, seq] if status == "ok" => return Ok((id(seq), false)),
+                [status, seq] if status == "duplicate" => return Ok((id(seq), true)),
+                [status, seq] if status == "reused" => {
+                    return Err(PublishError::KeyReused(KeyReused { first: id(seq) }))
+                }
+                [status, current] if status == "epoch" => drop(self.adopt(current)),
+                _ => drop(self.claim_epoch().await?),
+            }
+        }
+        Err(PublishError::Unavailable)
+    }
+
+    /// The frames of `topics` after `since`, in id order, or why they cannot be told exactly.
+    pub(super) async fn since(
+        &self,
+        since: EventId,
+        topics: &[Topic],
+    ) -> Result<Result<Missed, Gap>, Unavailable> {
+        loop {
+            let mut invocation = self.scripts.since.key(keys::EPOCH);
+            invocation.key(keys::SEQ).key(keys::IDLE_WATERMARK);
+            for topic in topics {
+                invocation.key(keys::topic(topic));
+            }
+            invocation
+                .arg(since.incarnation)
+                .arg(since.seq)
+                .arg(self.settings.history_age.as_millis() as u64);
+            let answer: Vec<Vec<u8>> = self.run(&invocation).await?;
+            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+            let number = |bytes: &[u8]| text(bytes).split('-').next().and_then(|n| n.parse::<u64>().ok());
+            match answer.as_slice() {
+                [status] if status == b"lost" => {
+                    self.claim_epoch().await?;
+                }
+                [status, epoch, top, reason] if status == b"gap" => {
+                    let top =
+                        EventId { incarnation: number(epoch).unwrap_or(0), seq: number(top).unwrap_or(0) };
+                    let reason = match reason.as_slice() {
+                        b"other-incarnation" => ResetReason::OtherIncarnation,
+                        b"unknown-id" => ResetReason::UnknownId,
+                        _ => ResetReason::Expired,
+                    };
+                    return Ok(Err(Gap { reason, top }));
+                }
+                [status, epoch, top, entries @ ..] if status == b"ok" => {
+                    let top =
+                        EventId { incarnation: number(epoch).unwrap_or(0), seq: number(top).unwrap_or(0) };
+                    let mut missed: Vec<(u64, Bytes)> = entries
+                        .chunks_exact(2)
+                        .map(|pair| (number(&pair[0]).unwrap_or(0), Bytes::copy_from_slice(&pair[1])))
+                        .collect();
+                    missed.sort_unstable_by_key(|(seq, _)| *seq);
+                    return Ok(Ok(Missed {
+                        frames: missed.into_iter().map(|(_, frame)| frame).collect(),
+                        top,
+                    }));
+                }
+                _ => return Err(Unavailable),
+            }
+        }
+    }
+
+    /// The id of the latest event in Redis.
+    pub(super) async fn top(&self) -> Result<EventId, Unavailable> {
+        let epoch = self.epoch().await?;
+        let seq: Option<u64> = self
+            .redis
+            .observe(redis::cmd("GET").arg(keys::SEQ).query_async(&mut self.redis.connection()).await)?;
+        Ok(EventId { incarnation: epoch, seq: seq.unwrap_or(0) })
+    }
+
+    /// Forgets the topics idle for longer than the history's age.
+    pub(super) async fn purge(&self) -> Result<usize, Unavailable> {
+        self.run(
+            self.scripts
+                .purge
+                .key(keys::TOPICS)
+                .key(keys::IDLE_WATERMARK)
+                .arg(self.settings.history_age.as_millis() as u64)
+                .arg(keys::TOPIC_PREFIX)
+                .arg(PURGE_BATCH),
+        )
+        .await
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Unavailable> {
+        self.redis.observe(invocation.invoke_async(&mut self.redis.connection()).await)
+    }
+
+    /// The epoch this instance knows, claimed in Redis on first use.
+    async fn epoch(&self) -> Result<u64, Unavailable> {
+        match self.epoch.load(Ordering::Acquire) {
+            0 => self.claim_epoch().await,
+            epoch => Ok(epoch),
+        }
+    }
+
+    /// Sets the epoch in Redis unless it is set, and adopts whatever is there: after Redis lost
+    /// its data, the first instance to notice sets a new one and the others adopt it.
+    async fn claim_epoch(&self) -> Result<u64, Unavailable> {
+        let proposal =
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |since| since.as_millis() as u64);
+        let current: String = self.run(self.scripts.claim_epoch.key(keys::EPOCH).arg(proposal)).await?;
+        Ok(self.adopt(&current))
+    }
+
+    fn adopt(&self, current: &str) -> u64 {
+        let epoch = current.parse().unwrap_or(0);
+        let before = self.epoch.swap(epoch, Ordering::AcqRel);
+        if before != 0 && before != epoch {
+            tracing::error!(before, now = epoch, "Redis lost its data: events are numbered in a new epoch, and every stream is told with a reset");
+        }
+        epoch
+    }
+}
+
+/// Follows the shared log from where this instance is, and delivers each entry to the local
+/// subscribers of its topic, until `shutdown`. It reconnects with backoff, resumes after the last
+/// entry it delivered, and tells its streams when it cannot: the log was trimmed past it (the
+/// streams end, and their clients resume exactly from the topics' histories), or Redis lost its
+/// data (every stream gets a reset).
+pub(super) fn spawn_reader(
+    hub: Arc<Hub>,
+    log: Arc<RedisLog>,
+    stats: ReaderStats,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut reader = Reader { hub, log, stats, position: None, backoff: Backoff::default() };
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = reader.run() => {}
+        }
+    });
+}
+
+struct Reader {
+    hub: Arc<Hub>,
+    log: Arc<RedisLog>,
+    stats: ReaderStats,
+    /// The last entry delivered: its epoch and sequence number (`None` before the first read).
+    position: Option<EventId>,
+    backoff: Backoff,
+}
+
+impl Reader {
+    async fn run(&mut self) {
+        loop {
+            if let Err(Unavailable) = self.follow().await {
+                tokio::time::sleep(self.backoff.next()).await;
+            }
+        }
+    }
+
+    /// One connection's worth of reading; returns when Redis fails.
+    async fn follow(&mut self) -> Result<(), Unavailable> {
+        let log = Arc::clone(&self.log);
+        let mut connection = log.redis.dedicated_connection(READ_BLOCK).await?;
+        self.check_epoch().await?;
+        if self.position.is_none() {
+            let last: redis::streams::StreamRangeReply = log.redis.observe(
+                redis::cmd("XREVRANGE")
+                    .arg(keys::LOG)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut connection)
+                    .await,
+            )?;
+            let seq = last.ids.first().map_or(0, |entry| seq_of(&entry.id));
+            self.position = Some(EventId { incarnation: log.epoch.load(Ordering::Acquire), seq });
+        }
+        self.backoff = Backoff::default();
+        loop {
+            let after = self.position.map_or(0, |position| position.seq);
+            let read: Option<StreamReadReply> = log.redis.observe(
+                redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(READ_BATCH)
+                    .arg("BLOCK")
+                    .arg(READ_BLOCK.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(keys::LOG)
+                    .arg(format!("{after}-0"))
+                    .query_async(&mut connection)
+                    .await,
+            )?;
+            match read {
+                None => self.check_epoch().await?,
+                Some(reply) => {
+                    for entry in reply.keys.into_iter().flat_map(|key| key.ids) {
+                        self.deliver(&entry);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compares the epoch in Redis with the one delivered so far: a new one means Redis lost its
+    /// data, and every local stream gets a reset positioned at the new top.
+    async fn check_epoch(&mut self) -> Result<(), Unavailable> {
+        let log = Arc::clone(&self.log);
+        let in_redis: Option<String> = log
+            .redis
+            .observe(redis::cmd("GET").arg(keys::EPOCH).query_async(&mut log.redis.connection()).await)?;
+        let epoch = match in_redis {
+            Some(epoch) => log.adopt(&epoch),
+            None => log.claim_epoch().await?,
+        };
+        if let Some(position) = self.position.filter(|position| position.incarnation != epoch) {
+            let top = log.top().await?;
+            tracing::warn!(
+                before = position.incarnation,
+                now = epoch,
+                "the log's epoch changed: resetting every stream"
+            );
+            self.hub.reset_everyone(top);
+            self.position = Some(top);
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, entry: &redis::streams::StreamId) {
+        let seq = seq_of(&entry.id);
+        let position = self.position.expect("positioned before reading");
+        if position.seq != 0 && seq != position.seq + 1 {
+            let dropped = self.hub.fanout.drop_all();
+            tracing::warn!(
+                after = position.seq,
+                next = seq,
+                dropped,
+                "the shared log skipped entries: streams end and resume from their topics' histories"
+            );
+        }
+        self.position = Some(EventId { incarnation: position.incarnation, seq });
+        let (Some(topic), Some(at), Some(frame)) = (
+            entry.get::<String>("t").and_then(|name| Topic::parse(&name).ok()),
+            entry.get::<u64>("a"),
+            entry.get::<Vec<u8>>("f"),
+        ) else {
+            tracing::warn!(id = %entry.id, "a log entry without a topic, a time or a frame: skipped");
+            return;
+        };
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+        let lag = Duration::from_millis(now_ms.saturating_sub(at));
+        self.stats.lag_ms.set(lag.as_millis() as i64);
+        let published = Instant::now().checked_sub(lag).unwrap_or_else(Instant::now);
+        self.hub.deliver(
+            &topic,
+            EventId { incarnation: position.incarnation, seq },
+            &Bytes::from(frame),
+            published,
+        );
+    }
+}
+
+/// The sequence number of a stream entry id `<seq>-0`.
+fn seq_of(id: &str) -> u64 {
+    id.split('-').next().and_then(|seq| seq.parse().ok()).unwrap_or(0)
+}
+
+/// 100 ms doubling to 2 s between reconnection attempts.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
+        wait
+    }
+}

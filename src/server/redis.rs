@@ -1,0 +1,106 @@
+//! The connection to Redis that the hub, the job registry and the callback replay guard share
+//! (`--redis-url`), and whether Redis answers: every failure turns into [`Unavailable`], and the
+//! moments Redis is lost and restored are each logged once.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use prometheus_client::metrics::gauge::Gauge;
+use redis::{aio::ConnectionManager, AsyncConnectionConfig, Client, RedisError};
+
+/// How long one command may take before Redis counts as unavailable. A publish is a short Lua
+/// script: a second without an answer means Redis is down, not busy.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Redis did not answer, or answered with an error: nothing was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unavailable;
+
+/// A handle on Redis (cheap to clone): a multiplexed connection that reconnects by itself, and a
+/// client to open the hub reader's own connection with.
+#[derive(Clone)]
+pub(crate) struct Redis {
+    client: Client,
+    connection: ConnectionManager,
+    health: Arc<Health>,
+}
+
+/// Whether the last command reached Redis, mirrored in the `herald_redis_up` gauge.
+struct Health {
+    up: AtomicBool,
+    gauge: Gauge,
+}
+
+impl Redis {
+    /// Connects lazily: Herald starts (and answers `/readyz` with 503) while Redis is down, and
+    /// the connection manager keeps trying in the background.
+    pub(crate) fn open(url: &str, up: Gauge) -> Result<Self, RedisError> {
+        let client = Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        // Counted as up until a command says otherwise, so that the first failure is logged.
+        up.set(1);
+        Ok(Self { client, connection, health: Arc::new(Health { up: AtomicBool::new(true), gauge: up }) })
+    }
+
+    /// The shared connection, for one command or script.
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// A connection of its own, for a blocking read that must not stall everyone else's
+    /// commands (redis-rs#1319). `block` is the longest the read blocks for.
+    pub(crate) async fn dedicated_connection(
+        &self,
+        block: Duration,
+    ) -> Result<redis::aio::MultiplexedConnection, Unavailable> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(block + RESPONSE_TIMEOUT));
+        let connection = self.client.get_multiplexed_async_connection_with_config(&config).await;
+        self.observe(connection)
+    }
+
+    /// Passes `result` through, noting whether Redis answered; a failure becomes [`Unavailable`].
+    pub(crate) fn observe<T>(&self, result: Result<T, RedisError>) -> Result<T, Unavailable> {
+        match result {
+            Ok(value) => {
+                self.health.set(true, None);
+                Ok(value)
+            }
+            Err(err) => {
+                self.health.set(false, Some(&err));
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// Asks Redis for a `PONG`: what `/readyz` checks.
+    pub(crate) async fn ping(&self) -> Result<(), Unavailable> {
+        let answer: Result<String, _> = redis::cmd("PING").query_async(&mut self.connection()).await;
+        self.observe(answer).map(drop)
+    }
+}
+
+impl Health {
+    /// Logs only the transitions, so that a Redis that stays down is not logged once per request.
+    fn set(&self, up: bool, err: Option<&RedisError>) {
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            self.gauge.set(i64::from(up));
+            match err {
+                Some(err) => {
+                    tracing::error!(%err, "Redis is unavailable: publishing, callbacks and new jobs answer 503 until it is back")
+                }
+                None => tracing::warn!("Redis is available again"),
+            }
+        }
+    }
+}
