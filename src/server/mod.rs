@@ -34,6 +34,9 @@ pub use shutdown::signal as shutdown_signal;
 pub use signature::{sign as sign_callback, HEADER as SIGNATURE_HEADER};
 pub use telemetry::init as init_telemetry;
 
+/// How long a starting server waits for its Redis reader before serving anyway.
+const READER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A bound, ready-to-serve Herald.
 pub struct Application {
     listener: TcpListener,
@@ -54,6 +57,7 @@ impl Application {
         leptos_options.site_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let state = state::AppState::new(&config, leptos_options, &shutdown);
+        state.hub().following(READER_PATIENCE).await;
         let serve_settings = config.serve_settings(state.metrics());
         Ok(Self { listener, router: routes::router(state), shutdown, serve_settings })
     }

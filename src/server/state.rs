@@ -93,6 +93,10 @@ impl AppState {
         &self.leptos_options
     }
 
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     pub(crate) fn jobs(&self) -> &JobService {
         &self.jobs
     }

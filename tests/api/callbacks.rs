@@ -11,12 +11,12 @@ use crate::helpers::{
 };
 
 /// A server whose worker takes an hour per job, so the test itself plays the worker's callback.
-async fn app_with_idle_worker() -> (TestApp, RunningBinary) {
+pub(crate) async fn app_with_idle_worker() -> (TestApp, RunningBinary) {
     app_with_idle_worker_and(|_| {}).await
 }
 
 /// The same, with other settings changed by `adjust`.
-async fn app_with_idle_worker_and(
+pub(crate) async fn app_with_idle_worker_and(
     adjust: impl FnOnce(&mut Config) + Send + 'static,
 ) -> (TestApp, RunningBinary) {
     let worker = spawn_worker("1h", "1h").await;
@@ -29,11 +29,11 @@ async fn app_with_idle_worker_and(
     (app, worker)
 }
 
-fn signed(job: &str, body: &str, at: i64) -> String {
+pub(crate) fn signed(job: &str, body: &str, at: i64) -> String {
     sign(CALLBACK_SECRET.as_bytes(), at, job, body.as_bytes())
 }
 
-async fn call_back(app: &TestApp, job: &str, body: &str, signature: Option<&str>) -> (u16, Value) {
+pub(crate) async fn call_back(app: &TestApp, job: &str, body: &str, signature: Option<&str>) -> (u16, Value) {
     let mut request =
         app.http.post(app.url(&format!("/callbacks/{job}"))).header("content-type", "application/json");
     if let Some(signature) = signature {

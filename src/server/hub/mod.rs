@@ -103,6 +103,9 @@ pub struct Hub {
     log: Log,
     fanout: Fanout,
     settings: HubSettings,
+    /// Whether live events reach this instance's subscribers: at once in memory; with Redis, once
+    /// the reader has found its place in the shared log.
+    following: tokio::sync::watch::Sender<bool>,
     pub stats: HubStats,
 }
 
@@ -116,7 +119,8 @@ impl Hub {
     /// [`Hub::new_incarnation`].
     pub fn new(incarnation: u64, settings: HubSettings) -> Arc<Self> {
         let log = Log::Memory(MemoryLog::new(incarnation, settings.clone()));
-        Arc::new(Self { log, fanout: Fanout::default(), settings, stats: HubStats::default() })
+        let following = tokio::sync::watch::Sender::new(true);
+        Arc::new(Self { log, fanout: Fanout::default(), settings, following, stats: HubStats::default() })
     }
 
     /// A hub on the log in Redis, with its reader following the shared log until `shutdown`.
@@ -131,10 +135,20 @@ impl Hub {
             log: Log::Redis(Arc::clone(&log)),
             fanout: Fanout::default(),
             settings,
+            following: tokio::sync::watch::Sender::new(false),
             stats: HubStats::default(),
         });
         redis::spawn_reader(Arc::clone(&hub), log, reader, shutdown.clone());
         hub
+    }
+
+    /// Waits, for at most `patience`, until live events reach this instance's subscribers: with
+    /// Redis, until the reader has found its place in the shared log, so that no subscriber can
+    /// join before it and miss what is published in between. Redis may be down: the server then
+    /// starts anyway, and `/readyz` answers 503 until it is back.
+    pub(crate) async fn following(&self, patience: Duration) {
+        let mut following = self.following.subscribe();
+        let _ = tokio::time::timeout(patience, following.wait_for(|following| *following)).await;
     }
 
     /// Tells this run's event ids from an earlier run's: the start time in milliseconds.

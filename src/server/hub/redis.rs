@@ -311,6 +311,10 @@ impl Reader {
             )?;
             let seq = last.ids.first().map_or(0, |entry| seq_of(&entry.id));
             self.position = Some(EventId { incarnation: log.epoch.load(Ordering::Acquire), seq });
+            // Subscribers that joined while Redis was unreachable at startup may have missed
+            // events published since: their streams end, and their clients resume exactly.
+            self.hub.fanout.drop_all();
+            self.hub.following.send_replace(true);
         }
         self.backoff = Backoff::default();
         loop {
