@@ -225,7 +225,7 @@ if (JSON.stringify(upstream) !== JSON.stringify(expected)) fail(`nginx.conf's up
 const listen = (nginx.match(/^\s*listen\s+(?:[\d.]+:)?(\d+)\s*;/m) || [])[1];
 const published = (services.lb?.ports || []).map((p) => String(p).split(':').pop());
 if (!listen || !published.includes(listen)) fail(`nginx listens on ${listen}, the lb service publishes ${published}`);
-for (const directive of ['ip_hash', 'proxy_pass http://herald', 'proxy_http_version 1.1', 'proxy_set_header Connection ""', 'proxy_buffering off']) {
+for (const directive of ['least_conn', 'proxy_pass http://herald', 'proxy_http_version 1.1', 'proxy_set_header Connection ""', 'proxy_buffering off']) {
   const words = directive.split(' ').map((w) => w.replace(/[.*+?^${}()|[\]\\\/]/g, '\\$&'));
   if (!new RegExp(`^\\s*${words.join('\\s+')}\\s*;`, 'm').test(nginx)) fail(`nginx.conf lacks \`${directive};\``);
 }
