@@ -41,10 +41,12 @@ lint:
 test-e2e:
 	scripts/with-worker.sh cargo leptos end-to-end
 
-# The API suite runs twice: on the in-memory backend, then each server on a throwaway Redis.
+# The API suite runs three times: on the in-memory backend, then each server on a throwaway
+# Redis, then with every stream served through hyper instead of the raw-socket fast path.
 test-rust:
 	cargo test --features testing
 	HERALD_TEST_BACKEND=redis cargo test --features testing --test api
+	HERALD_TEST_STREAMS=hyper cargo test --features testing --test api
 
 ## An optimised build: target/release/herald and target/site.
 release: setup

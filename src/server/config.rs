@@ -52,6 +52,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_SEND_BUFFER", default_value_t = 256 * 1024)]
     pub send_buffer: usize,
 
+    /// Serve plain HTTP/1.1 `GET /remote` and `GET /events` on the raw socket, which costs a
+    /// fraction of hyper's memory per stream; `false` serves every request through hyper.
+    #[arg(long, env = "HERALD_STREAM_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub stream_fast_path: bool,
+
     /// Bearer token that `POST /publish` requires; publishing is disabled when it is unset.
     #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true)]
     pub publish_token: Option<String>,
@@ -234,6 +239,7 @@ impl Config {
             write_timeout: self.write_timeout,
             shutdown_grace: self.shutdown_grace,
             send_buffer: self.send_buffer,
+            stream_fast_path: self.stream_fast_path,
         }
     }
 

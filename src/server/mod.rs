@@ -7,6 +7,7 @@ pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod extract;
+pub(crate) mod fast_path;
 pub(crate) mod hub;
 pub(crate) mod jobs;
 pub(crate) mod metrics;

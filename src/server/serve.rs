@@ -1,5 +1,6 @@
 //! The accept loop: HTTP/1 and HTTP/2 through hyper, with a header-read timeout, a write
 //! timeout, and a graceful shutdown that ends after the grace time whatever the clients do.
+//! Stream requests take the fast path on the raw socket ([`super::fast_path`]).
 //!
 //! axum's own `serve` gives hyper no timer, and so no header-read timeout: a client that
 //! trickles its request headers (slowloris) would hold its connection for as long as it likes.
@@ -18,6 +19,8 @@ use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::fast_path::{self, Opening, Rewound};
+
 /// The most a request's line and headers may take; past it, hyper answers 431. Generous for any
 /// real client (browsers stop near 16 KiB of cookies) and far below hyper's default of ~400 KiB.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -33,6 +36,8 @@ pub(crate) struct ServeSettings {
     pub shutdown_grace: Duration,
     /// The kernel send buffer of each connection, in bytes.
     pub send_buffer: usize,
+    /// Whether stream requests take [`fast_path`].
+    pub stream_fast_path: bool,
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; then stops accepting, lets the
@@ -70,22 +75,43 @@ pub(crate) async fn serve(
             tracing::warn!(%err, "cannot size the send buffer");
         }
         while connections.try_join_next().is_some() {}
-        // Handlers see the client's address as axum's `ConnectInfo`, as with `axum::serve`.
-        let service = TowerToHyperService::new(router.clone().map_request(move |mut request: Request<_>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        }));
-        // A stream's writes wait for as long as its client does not read; past the write timeout
-        // the connection fails, which drops the stream and gives back its slot.
-        let mut stream = TimeoutStream::new(stream);
-        stream.set_write_timeout(Some(settings.write_timeout));
-        let io = TokioIo::new(Box::pin(stream));
-        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
-        let connection = graceful.watch(connection);
         settings.connections_opened.inc();
         let closed = settings.connections_closed.clone();
+        let (router, builder, watcher) = (router.clone(), builder.clone(), graceful.watcher());
+        let (header_read_timeout, write_timeout) = (settings.header_read_timeout, settings.write_timeout);
+        let fast = settings.stream_fast_path;
         connections.spawn(async move {
-            if let Err(err) = connection.await {
+            let mut stream = stream;
+            let opening = match fast {
+                true => fast_path::read_opening(&mut stream, peer, header_read_timeout).await,
+                false => Opening::Other(bytes::Bytes::new()),
+            };
+            let served = match opening {
+                Opening::Stream(request) => {
+                    fast_path::serve_stream(stream, router, request, write_timeout).await
+                }
+                Opening::Other(read) => {
+                    // Handlers see the client's address as axum's `ConnectInfo`, as with
+                    // `axum::serve`.
+                    let service =
+                        TowerToHyperService::new(router.map_request(move |mut request: Request<_>| {
+                            request.extensions_mut().insert(ConnectInfo(peer));
+                            request
+                        }));
+                    // A stream's writes wait for as long as its client does not read; past the
+                    // write timeout the connection fails, which drops the stream and gives back
+                    // its slot.
+                    let mut stream = TimeoutStream::new(stream);
+                    stream.set_write_timeout(Some(write_timeout));
+                    let io = TokioIo::new(Rewound::new(read, Box::pin(stream)));
+                    let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+                    // Boxed: hyper's connection future is sized for HTTP/2 and would otherwise
+                    // make every connection's task that large, fast-path streams included.
+                    Box::pin(watcher.watch(connection)).await.map_err(io::Error::other)
+                }
+                Opening::Silent => Ok(()),
+            };
+            if let Err(err) = served {
                 tracing::debug!(%err, "connection closed with an error");
             }
             closed.inc();
@@ -94,7 +120,13 @@ pub(crate) async fn serve(
     drop(listener);
 
     tracing::info!(grace = ?settings.shutdown_grace, open = connections.len(), "draining connections");
-    if tokio::time::timeout(settings.shutdown_grace, graceful.shutdown()).await.is_err() {
+    // Streams end by themselves on shutdown (each with its farewell); hyper's connections are
+    // told to finish their requests.
+    let drained = async {
+        graceful.shutdown().await;
+        while connections.join_next().await.is_some() {}
+    };
+    if tokio::time::timeout(settings.shutdown_grace, drained).await.is_err() {
         tracing::warn!(open = connections.len(), "connections still open after the grace time; closing them");
     }
     connections.shutdown().await;

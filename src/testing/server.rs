@@ -1,6 +1,7 @@
 //! Real servers for the tests: `spawn_app()` runs Herald in-process on 127.0.0.1 port 0,
 //! [`RunningBinary`] runs one of the package's binaries, and the readers wait for what they see.
-//! `HERALD_TEST_BACKEND=redis` runs every `spawn_app` on its own throwaway Redis instead of memory.
+//! `HERALD_TEST_BACKEND=redis` runs every `spawn_app` on its own throwaway Redis instead of memory,
+//! and `HERALD_TEST_STREAMS=hyper` serves its streams through hyper instead of the fast path.
 
 use std::{io, net::SocketAddr, time::Duration};
 
@@ -50,6 +51,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     if let Some(redis) = &redis {
         config.redis_url = Some(redis.url());
     }
+    config.stream_fast_path = match std::env::var("HERALD_TEST_STREAMS").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("fast") => true,
+        Ok("hyper") => false,
+        other => panic!("HERALD_TEST_STREAMS is {other:?}: it must be unset, `fast` or `hyper`"),
+    };
     adjust(&mut config);
     let options = LeptosOptions::builder()
         .output_name("herald")
@@ -83,6 +89,10 @@ impl RunningBinary {
         let mut command = tokio::process::Command::new(path);
         // Only what the test says: a HERALD_* variable of the caller's would change the server.
         command.env_clear().envs(env.iter().copied()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+        // The suite's choice of stream path holds for the binaries it starts too.
+        if std::env::var("HERALD_TEST_STREAMS").as_deref() == Ok("hyper") {
+            command.env("HERALD_STREAM_FAST_PATH", "false");
+        }
         let mut process = command.spawn().unwrap_or_else(|err| panic!("{path} does not start: {err}"));
         let mut log = BufReader::new(process.stderr.take().unwrap()).lines();
         let url = tokio::time::timeout(PATIENCE, async {

@@ -13,3 +13,4 @@ mod pages;
 mod publish;
 mod remote;
 mod shutdown;
+mod stream_path;

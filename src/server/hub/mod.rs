@@ -373,7 +373,7 @@ impl Subscription {
                             .observe(frame.published.elapsed().as_secs_f64());
                     }
                     delivered = delivered.wrapping_add(1);
-                    frame.bytes
+                    frame.bytes.clone()
                 });
             futures::stream::iter(frames).chain(live)
         })

@@ -1,0 +1,235 @@
+//! The stream routes on the raw socket: a plain HTTP/1.1 `GET /remote` or `GET /events` goes
+//! through the same router as any request, but its response is written straight to the socket
+//! instead of through hyper's connection, which keeps a 16 KiB read buffer and an 8 KiB write
+//! buffer for the life of every stream (docs/performance.md, "Memory per subscriber").
+//!
+//! Only what this module fully understands takes the fast path: `GET` of exactly those two paths
+//! over HTTP/1.1, with no body, no `Upgrade`, no `Expect`, and nothing pipelined behind it.
+//! Everything else goes to hyper untouched, with the bytes already read.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    extract::ConnectInfo,
+    http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version},
+    Router,
+};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::TcpStream,
+};
+use tokio_io_timeout::TimeoutWriter;
+use tower::ServiceExt;
+
+/// The most of a request head read before deciding: a stream request with its cookies fits
+/// easily; a longer head goes to hyper, which applies the real limit.
+const MAX_FAST_HEAD: usize = 8 * 1024;
+
+/// The most headers a fast-path request may have.
+const MAX_HEADERS: usize = 64;
+
+/// The largest non-stream answer (an error) the fast path writes; it is a small JSON body.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What the start of a connection turned out to be.
+pub(crate) enum Opening {
+    /// A stream request, parsed: serve it with [`serve_stream`].
+    Stream(Box<Request<Body>>),
+    /// Anything else: hyper serves the connection, starting with these bytes.
+    Other(Bytes),
+    /// The client sent no complete head within the timeout: close.
+    Silent,
+}
+
+/// Reads the request head, for at most `timeout`, and sorts the connection.
+pub(crate) async fn read_opening(stream: &mut TcpStream, peer: SocketAddr, timeout: Duration) -> Opening {
+    let mut head = BytesMut::with_capacity(1024);
+    let reading = async {
+        loop {
+            match stream.read_buf(&mut head).await {
+                // Closed or broken before a whole head: hyper says what it would say.
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Request::new(&mut headers);
+            match parsed.parse(&head) {
+                Ok(httparse::Status::Complete(len)) => {
+                    return Some(stream_request(&parsed, len == head.len(), peer))
+                }
+                Ok(httparse::Status::Partial) if head.len() < MAX_FAST_HEAD => {}
+                _ => return None,
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, reading).await {
+        Err(_) => Opening::Silent,
+        Ok(Some(Some(request))) => Opening::Stream(Box::new(request)),
+        Ok(_) => Opening::Other(head.freeze()),
+    }
+}
+
+/// The request, when it is one the fast path serves: owned copies of its parts, so that nothing
+/// of the read buffer outlives this call.
+fn stream_request(
+    parsed: &httparse::Request,
+    nothing_behind: bool,
+    peer: SocketAddr,
+) -> Option<Request<Body>> {
+    let path = parsed.path?;
+    let route = path.split_once('?').map_or(path, |(route, _)| route);
+    if parsed.method != Some("GET") || parsed.version != Some(1) || !matches!(route, "/remote" | "/events") {
+        return None;
+    }
+    if !nothing_behind {
+        return None;
+    }
+    let mut request =
+        Request::builder().method(Method::GET).version(Version::HTTP_11).uri(Uri::try_from(path).ok()?);
+    for field in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes()).ok()?;
+        let has_body =
+            (name == header::CONTENT_LENGTH && field.value != b"0") || name == header::TRANSFER_ENCODING;
+        if has_body || name == header::UPGRADE || name == header::EXPECT {
+            return None;
+        }
+        request = request.header(name, HeaderValue::from_bytes(field.value).ok()?);
+    }
+    let mut request = request.body(Body::empty()).ok()?;
+    request.extensions_mut().insert(ConnectInfo(peer));
+    Some(request)
+}
+
+/// Runs `request` through `router` and writes the answer to `stream`: a stream response frame by
+/// frame as the body yields them, ending the connection when it ends; any other answer whole.
+/// A client that goes away is noticed at once (its end of the socket reads as closed), and one
+/// that stops reading is cut off after `write_timeout`.
+pub(crate) async fn serve_stream(
+    stream: TcpStream,
+    router: Router,
+    request: Box<Request<Body>>,
+    write_timeout: Duration,
+) -> io::Result<()> {
+    let response = router.oneshot(*request).await.unwrap_or_else(|infallible| match infallible {});
+    let (mut parts, body) = response.into_parts();
+    let is_stream = parts.status == StatusCode::OK
+        && parts.headers.get(header::CONTENT_TYPE).is_some_and(|value| value == "text/event-stream");
+    // The body ends with the connection: no length, no chunking, nothing after it.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = TimeoutWriter::new(writer);
+    writer.set_timeout(Some(write_timeout));
+    let mut writer = Box::pin(writer);
+    if !is_stream {
+        let answer = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
+        let answer = if answer.len() > MAX_ANSWER { Bytes::new() } else { answer };
+        let length = HeaderValue::from(answer.len());
+        parts.headers.insert(header::CONTENT_LENGTH, length);
+        writer.write_all(&head(&parts)).await?;
+        writer.write_all(&answer).await?;
+        return writer.shutdown().await;
+    }
+
+    writer.write_all(&head(&parts)).await?;
+    // Nothing of the request or the response head is kept for the life of the stream.
+    drop(parts);
+    let mut frames = body.into_data_stream();
+    let mut probe = [0u8; 64];
+    loop {
+        tokio::select! {
+            frame = frames.next() => match frame {
+                Some(Ok(frame)) => writer.write_all(&frame).await?,
+                _ => break,
+            },
+            read = reader.read(&mut probe) => match read {
+                // The client closed its end (or the socket broke): the stream is over.
+                Ok(0) | Err(_) => return Ok(()),
+                // Bytes after a stream request mean nothing; the stream goes on.
+                Ok(_) => {}
+            },
+        }
+    }
+    writer.shutdown().await
+}
+
+/// The status line and the headers, as HTTP/1.1 writes them.
+fn head(parts: &axum::http::response::Parts) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    let reason = parts.status.canonical_reason().unwrap_or("");
+    head.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", parts.status.as_str()).as_bytes());
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// A connection whose first bytes were already read: hyper reads them first, then the socket.
+pub(crate) struct Rewound<S> {
+    read: Bytes,
+    inner: S,
+}
+
+impl<S> Rewound<S> {
+    pub(crate) fn new(read: Bytes, inner: S) -> Self {
+        Self { read, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let take = self.read.len().min(buf.remaining());
+            let first = self.read.split_to(take);
+            buf.put_slice(&first);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
