@@ -26,9 +26,8 @@ use futures::StreamExt;
 use http_body_util::BodyExt;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::TcpStream,
+    net::{tcp::OwnedWriteHalf, TcpStream},
 };
-use tokio_io_timeout::TimeoutWriter;
 use tower::ServiceExt;
 
 /// The most of a request head read before deciding: a stream request with its cookies fits
@@ -129,21 +128,18 @@ pub(crate) async fn serve_stream(
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
 
-    let (mut reader, writer) = stream.into_split();
-    let mut writer = TimeoutWriter::new(writer);
-    writer.set_timeout(Some(write_timeout));
-    let mut writer = Box::pin(writer);
+    let (mut reader, mut writer) = stream.into_split();
     if !is_stream {
         let answer = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
         let answer = if answer.len() > MAX_ANSWER { Bytes::new() } else { answer };
         let length = HeaderValue::from(answer.len());
         parts.headers.insert(header::CONTENT_LENGTH, length);
-        writer.write_all(&head(&parts)).await?;
-        writer.write_all(&answer).await?;
+        write(&mut writer, &head(&parts), write_timeout).await?;
+        write(&mut writer, &answer, write_timeout).await?;
         return writer.shutdown().await;
     }
 
-    writer.write_all(&head(&parts)).await?;
+    write(&mut writer, &head(&parts), write_timeout).await?;
     // Nothing of the request or the response head is kept for the life of the stream.
     drop(parts);
     let mut frames = body.into_data_stream();
@@ -151,7 +147,7 @@ pub(crate) async fn serve_stream(
     loop {
         tokio::select! {
             frame = frames.next() => match frame {
-                Some(Ok(frame)) => writer.write_all(&frame).await?,
+                Some(Ok(frame)) => write(&mut writer, &frame, write_timeout).await?,
                 _ => break,
             },
             read = reader.read(&mut probe) => match read {
@@ -163,6 +159,23 @@ pub(crate) async fn serve_stream(
         }
     }
     writer.shutdown().await
+}
+
+/// Writes `bytes`, failing unless the client takes what did not fit at once within `timeout`. A frame almost
+/// always fits in the socket's send buffer at once, and then costs one system call and no timer:
+/// arming a timer per frame per stream is a cost a fan-out to thousands would pay on every event.
+async fn write(writer: &mut OwnedWriteHalf, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+    let written = match writer.try_write(bytes) {
+        Ok(written) => written,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(err) => return Err(err),
+    };
+    if written == bytes.len() {
+        return Ok(());
+    }
+    tokio::time::timeout(timeout, writer.write_all(&bytes[written..])).await.map_err(|_| {
+        io::Error::new(io::ErrorKind::TimedOut, "the client took nothing within the write timeout")
+    })?
 }
 
 /// The status line and the headers, as HTTP/1.1 writes them.
