@@ -218,10 +218,12 @@ for (const key of ['HERALD_CALLBACK_SECRET', 'HERALD_WORKER_TOKEN'])
   if (!(key in workerEnv)) fail(`the worker lacks ${key}`);
 if (!worker.healthcheck) fail("the worker overrides no healthcheck, so it inherits Herald's /healthz one on a port it does not serve");
 
-// nginx: the instances are its upstream, its port is the one published.
-const upstream = [...nginx.matchAll(/^\s*server\s+([\w.-]+):(\d+)\s*;/gm)].map((m) => `${m[1]}:${m[2]}`).sort();
+// nginx: the instances are each of its upstreams, its port is the one published.
 const expected = instances.map((n) => `${n}:8080`).sort();
-if (JSON.stringify(upstream) !== JSON.stringify(expected)) fail(`nginx.conf's upstream is ${upstream}, compose.yaml's instances are ${expected}`);
+for (const [, name, body] of nginx.matchAll(/^upstream\s+([\w-]+)\s*\{([^}]*)\}/gm)) {
+  const upstream = [...body.matchAll(/^\s*server\s+([\w.-]+):(\d+)\s*;/gm)].map((m) => `${m[1]}:${m[2]}`).sort();
+  if (JSON.stringify(upstream) !== JSON.stringify(expected)) fail(`nginx.conf's upstream ${name} is ${upstream}, compose.yaml's instances are ${expected}`);
+}
 const listen = (nginx.match(/^\s*listen\s+(?:[\d.]+:)?(\d+)\s*;/m) || [])[1];
 const published = (services.lb?.ports || []).map((p) => String(p).split(':').pop());
 if (!listen || !published.includes(listen)) fail(`nginx listens on ${listen}, the lb service publishes ${published}`);
