@@ -22,7 +22,7 @@ use axum::{
     Router,
 };
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
@@ -36,6 +36,9 @@ const MAX_FAST_HEAD: usize = 8 * 1024;
 
 /// The most headers a fast-path request may have.
 const MAX_HEADERS: usize = 64;
+
+/// The most frames written in one system call.
+const MAX_BATCH: usize = 64;
 
 /// The largest non-stream answer (an error) the fast path writes; it is a small JSON body.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -134,20 +137,40 @@ pub(crate) async fn serve_stream(
         let answer = if answer.len() > MAX_ANSWER { Bytes::new() } else { answer };
         let length = HeaderValue::from(answer.len());
         parts.headers.insert(header::CONTENT_LENGTH, length);
-        write(&mut writer, &head(&parts), write_timeout).await?;
-        write(&mut writer, &answer, write_timeout).await?;
+        write_all(&mut writer, &mut vec![head(&parts), answer], write_timeout).await?;
         return writer.shutdown().await;
     }
 
-    write(&mut writer, &head(&parts), write_timeout).await?;
+    write_all(&mut writer, &mut vec![head(&parts)], write_timeout).await?;
     // Nothing of the request or the response head is kept for the life of the stream.
     drop(parts);
     let mut frames = body.into_data_stream();
     let mut probe = [0u8; 64];
+    let mut batch = Vec::new();
     loop {
         tokio::select! {
             frame = frames.next() => match frame {
-                Some(Ok(frame)) => write(&mut writer, &frame, write_timeout).await?,
+                Some(Ok(frame)) => {
+                    // Whatever else the stream holds already goes in the same system call, as
+                    // hyper's queued writes did: under a fast publisher, a write per frame costs
+                    // the server and the client a system call each per event.
+                    batch.push(frame);
+                    let mut ended = false;
+                    while batch.len() < MAX_BATCH {
+                        match frames.next().now_or_never() {
+                            Some(Some(Ok(frame))) => batch.push(frame),
+                            Some(_) => {
+                                ended = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    write_all(&mut writer, &mut batch, write_timeout).await?;
+                    if ended {
+                        break;
+                    }
+                }
                 _ => break,
             },
             read = reader.read(&mut probe) => match read {
@@ -161,25 +184,43 @@ pub(crate) async fn serve_stream(
     writer.shutdown().await
 }
 
-/// Writes `bytes`, failing unless the client takes what did not fit at once within `timeout`. A frame almost
-/// always fits in the socket's send buffer at once, and then costs one system call and no timer:
-/// arming a timer per frame per stream is a cost a fan-out to thousands would pay on every event.
-async fn write(writer: &mut OwnedWriteHalf, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-    let written = match writer.try_write(bytes) {
+/// Writes every frame of `batch` (and empties it), failing unless the client takes what did not
+/// fit at once within `timeout`. Frames almost always fit in the socket's send buffer at once,
+/// and then cost one system call for the batch and no timer: arming a timer per write per stream
+/// is a cost a fan-out to thousands would pay on every event.
+async fn write_all(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>, timeout: Duration) -> io::Result<()> {
+    let mut slices = [io::IoSlice::new(&[]); MAX_BATCH];
+    for (slice, frame) in slices.iter_mut().zip(batch.iter()) {
+        *slice = io::IoSlice::new(frame);
+    }
+    let mut written = match writer.try_write_vectored(&slices[..batch.len().min(MAX_BATCH)]) {
         Ok(written) => written,
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
         Err(err) => return Err(err),
     };
-    if written == bytes.len() {
-        return Ok(());
+    let total: usize = batch.iter().map(Bytes::len).sum();
+    if written < total {
+        // The rare, slow path: what is left, in order, with the timeout armed.
+        let mut rest = Vec::with_capacity(total - written);
+        for frame in batch.iter() {
+            let skip = written.min(frame.len());
+            rest.extend_from_slice(&frame[skip..]);
+            written -= skip;
+        }
+        tokio::time::timeout(timeout, writer.write_all(&rest)).await.map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, "the client took nothing within the write timeout")
+        })??;
     }
-    tokio::time::timeout(timeout, writer.write_all(&bytes[written..])).await.map_err(|_| {
-        io::Error::new(io::ErrorKind::TimedOut, "the client took nothing within the write timeout")
-    })?
+    batch.clear();
+    // A burst grows the batch; an idle stream should not keep that memory.
+    if batch.capacity() > 4 {
+        *batch = Vec::new();
+    }
+    Ok(())
 }
 
 /// The status line and the headers, as HTTP/1.1 writes them.
-fn head(parts: &axum::http::response::Parts) -> Vec<u8> {
+fn head(parts: &axum::http::response::Parts) -> Bytes {
     let mut head = Vec::with_capacity(256);
     let reason = parts.status.canonical_reason().unwrap_or("");
     head.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", parts.status.as_str()).as_bytes());
@@ -190,7 +231,7 @@ fn head(parts: &axum::http::response::Parts) -> Vec<u8> {
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    head
+    head.into()
 }
 
 /// A connection whose first bytes were already read: hyper reads them first, then the socket.

@@ -237,3 +237,26 @@ async fn a_killed_reader_connection_reconnects_and_loses_nothing() {
     }
     assert_eq!(got, published);
 }
+
+#[tokio::test]
+async fn a_burst_read_from_the_shared_log_does_not_overflow_queues_whose_clients_keep_up() {
+    let cluster = cluster_on(RedisServer::start().await, |config| config.queue_len = 32).await;
+    let mut on_b = cluster.b.subscribe("/events?topic=burst").await;
+
+    // Many publishes at once, so that B's reader finds dozens of entries in one read.
+    let data: Vec<String> = (0..200).map(|n| n.to_string()).collect();
+    let ids = futures::future::join_all(data.iter().map(|data| cluster.a.publish_ok("burst", data))).await;
+
+    let mut got = vec![];
+    for _ in 0..ids.len() {
+        got.push(next_event(&mut on_b).await.data.parse::<u32>().unwrap());
+    }
+    let mut expected: Vec<(u64, u32)> =
+        ids.iter().zip(0..).map(|(id, n)| (id.rsplit('-').next().unwrap().parse().unwrap(), n)).collect();
+    expected.sort_unstable();
+    assert_eq!(
+        got,
+        expected.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        "every event once, in id order"
+    );
+}

@@ -267,7 +267,8 @@ pub(super) fn spawn_reader(
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let mut reader = Reader { hub, log, stats, position: None, backoff: Backoff::default() };
+        let slice = (hub.settings.queue_len / 2).max(1);
+        let mut reader = Reader { hub, log, slice, stats, position: None, backoff: Backoff::default() };
         tokio::select! {
             () = shutdown.cancelled() => {}
             () = reader.run() => {}
@@ -278,6 +279,8 @@ pub(super) fn spawn_reader(
 struct Reader {
     hub: Arc<Hub>,
     log: Arc<RedisLog>,
+    /// How many entries go to the queues between two yields: half a subscriber's queue.
+    slice: usize,
     stats: ReaderStats,
     /// The last entry delivered: its epoch and sequence number (`None` before the first read).
     position: Option<EventId>,
@@ -334,8 +337,15 @@ impl Reader {
             match read {
                 None => self.check_epoch().await?,
                 Some(reply) => {
-                    for entry in reply.keys.into_iter().flat_map(|key| key.ids) {
-                        self.deliver(&entry);
+                    // A read may hold a thousand entries, far more than a subscriber's queue:
+                    // handed over in slices of half a queue, with the streams' tasks let run in
+                    // between, a client that keeps up is never dropped for a full queue.
+                    let entries: Vec<_> = reply.keys.into_iter().flat_map(|key| key.ids).collect();
+                    for slice in entries.chunks(self.slice) {
+                        for entry in slice {
+                            self.deliver(entry);
+                        }
+                        tokio::task::yield_now().await;
                     }
                 }
             }
