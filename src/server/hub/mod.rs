@@ -130,7 +130,9 @@ impl Hub {
         reader: ReaderStats,
         shutdown: &CancellationToken,
     ) -> Arc<Self> {
-        let log = Arc::new(RedisLog::new(redis, settings.clone()));
+        let (log, publishes) = RedisLog::new(redis, settings.clone());
+        let log = Arc::new(log);
+        redis::spawn_publisher(Arc::clone(&log), publishes, shutdown.clone());
         let hub = Arc::new(Self {
             log: Log::Redis(Arc::clone(&log)),
             fanout: Fanout::default(),

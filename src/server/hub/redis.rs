@@ -1,4 +1,5 @@
-//! The event log in Redis (`--redis-url`), shared by every instance: one Lua script per publish,
+//! The event log in Redis (`--redis-url`), shared by every instance: one Lua script call per
+//! batch of waiting publishes,
 //! a stream per topic for replay, and one shared log stream that each instance's reader follows
 //! on a connection of its own to feed its local subscribers.
 //!
@@ -17,6 +18,7 @@ use std::{
 use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
 use redis::{streams::StreamReadReply, Script};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Gap, Hub, HubSettings, KeyReused, Missed, Once, PublishError};
@@ -37,12 +39,17 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 /// How many log entries one read takes at most.
 const READ_BATCH: usize = 1_000;
 
+/// How many waiting publishes go to Redis in one script call at most.
+const PUBLISH_BATCH: usize = 64;
+
 /// How many idle topics one purge forgets at most; the next purge takes the rest.
 const PURGE_BATCH: usize = 1_000;
 
 pub(super) struct RedisLog {
     redis: Redis,
     settings: HubSettings,
+    /// Publishes on their way to the publisher task.
+    publishes: mpsc::Sender<Pending>,
     /// The epoch this instance last saw in Redis (0: not yet known).
     epoch: AtomicU64,
     scripts: Scripts,
@@ -83,11 +90,24 @@ pub(crate) struct ReaderStats {
     pub lag_ms: Gauge,
 }
 
+/// A publish waiting for the publisher task, and where its answer goes.
+pub(super) struct Pending {
+    topic: Topic,
+    /// The frame after its id line, which the script writes.
+    rest: Bytes,
+    once_key: String,
+    digest: String,
+    reply: oneshot::Sender<Result<(EventId, bool), PublishError>>,
+}
+
 impl RedisLog {
-    pub(super) fn new(redis: Redis, settings: HubSettings) -> Self {
-        Self {
+    /// The log, and the receiving end of its publishes for [`spawn_publisher`].
+    pub(super) fn new(redis: Redis, settings: HubSettings) -> (Self, mpsc::Receiver<Pending>) {
+        let (publishes, waiting) = mpsc::channel(PUBLISH_BATCH * 4);
+        let log = Self {
             redis,
             settings,
+            publishes,
             epoch: AtomicU64::new(0),
             scripts: Scripts {
                 publish: Script::new(include_str!("lua/publish.lua")),
@@ -95,56 +115,69 @@ impl RedisLog {
                 purge: Script::new(include_str!("lua/purge.lua")),
                 claim_epoch: Script::new(include_str!("lua/claim_epoch.lua")),
             },
-        }
+        };
+        (log, waiting)
     }
 
-    /// Publishes `event` through the Lua script. Redis makes it visible to every instance's
-    /// reader; this instance delivers it to its own subscribers the same way.
+    /// Publishes `event`: the publisher task sends it to Redis with whatever else is waiting, in
+    /// one script call. Redis makes it visible to every instance's reader; this instance
+    /// delivers it to its own subscribers the same way.
     pub(super) async fn append(
         &self,
         event: &NewEvent,
         once: Option<&Once>,
     ) -> Result<(EventId, bool), PublishError> {
-        let rest = event::frame(None, event.name.as_ref(), &event.data);
         let (once_key, digest) = match once {
             Some(once) => (keys::once(&event.topic, &once.key), hex::encode(once.digest)),
             None => (String::new(), String::new()),
         };
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            topic: event.topic.clone(),
+            rest: event::frame(None, event.name.as_ref(), &event.data),
+            once_key,
+            digest,
+            reply,
+        };
+        self.publishes.send(pending).await.map_err(|_| PublishError::Unavailable)?;
+        answer.await.unwrap_or(Err(PublishError::Unavailable))
+    }
+
+    /// Runs the publish script for `batch`, in order; one answer per event.
+    async fn append_batch(
+        &self,
+        batch: &[Pending],
+    ) -> Result<Vec<Result<(EventId, bool), PublishError>>, Unavailable> {
         // A second try after adopting the epoch another instance has just set.
         for _ in 0..2 {
             let epoch = self.epoch().await?;
-            let answer: Vec<String> = self
-                .run(
-                    self.scripts
-                        .publish
-                        .key(keys::EPOCH)
-                        .key(keys::SEQ)
-                        .key(keys::IDLE_WATERMARK)
-                        .key(keys::TOPICS)
-                        .key(keys::topic(&event.topic))
-                        .key(keys::LOG)
-                        .key(&once_key)
-                        .arg(epoch)
-                        .arg(event.topic.as_str())
-                        .arg(rest.as_ref())
-                        .arg(self.settings.history_len)
-                        .arg(LOG_LEN)
-                        .arg(&digest)
-                        .arg(self.settings.history_age.as_millis() as u64),
-                )
-                .await?;
+            let mut invocation = self.scripts.publish.key(keys::EPOCH);
+            invocation.key(keys::SEQ).key(keys::IDLE_WATERMARK).key(keys::TOPICS).key(keys::LOG);
+            invocation.arg(epoch).arg(self.settings.history_len).arg(LOG_LEN);
+            invocation.arg(self.settings.history_age.as_millis() as u64);
+            for pending in batch {
+                invocation.key(keys::topic(&pending.topic)).key(&pending.once_key);
+                invocation.arg(pending.topic.as_str()).arg(pending.rest.as_ref()).arg(&pending.digest);
+            }
+            let answer: Vec<String> = self.run(&invocation).await?;
             let id = |seq: &String| EventId { incarnation: epoch, seq: seq.parse().unwrap_or(0) };
-            match answer.as_slice() {
-                [status, seq] if status == "ok" => return Ok((id(seq), false)),
-                [status, seq] if status == "duplicate" => return Ok((id(seq), true)),
-                [status, seq] if status == "reused" => {
-                    return Err(PublishError::KeyReused(KeyReused { first: id(seq) }))
+            match answer.split_first() {
+                Some((status, answers)) if status == "ok" && answers.len() == 2 * batch.len() => {
+                    return Ok(answers
+                        .chunks_exact(2)
+                        .map(|answer| match answer[0].as_str() {
+                            "ok" => Ok((id(&answer[1]), false)),
+                            "duplicate" => Ok((id(&answer[1]), true)),
+                            _ => Err(PublishError::KeyReused(KeyReused { first: id(&answer[1]) })),
+                        })
+                        .collect());
                 }
-                [status, current] if status == "epoch" => drop(self.adopt(current)),
-                _ => drop(self.claim_epoch().await?),
+                Some((status, [current])) if status == "epoch" => drop(self.adopt(current)),
+                Some((status, [])) if status == "lost" => drop(self.claim_epoch().await?),
+                _ => return Err(Unavailable),
             }
         }
-        Err(PublishError::Unavailable)
+        Err(Unavailable)
     }
 
     /// The frames of `topics` after `since`, in id order, or why they cannot be told exactly.
@@ -253,6 +286,44 @@ impl RedisLog {
         }
         epoch
     }
+}
+
+/// Sends the waiting publishes to Redis: as many as are waiting (up to [`PUBLISH_BATCH`]) in one
+/// script call, so that under load Redis and the client pay their per-call costs once per batch,
+/// while a lone publish goes at once. Runs until `shutdown`.
+pub(super) fn spawn_publisher(
+    log: Arc<RedisLog>,
+    mut waiting: mpsc::Receiver<Pending>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return,
+                first = waiting.recv() => match first {
+                    Some(first) => first,
+                    None => return,
+                },
+            };
+            batch.push(first);
+            while batch.len() < PUBLISH_BATCH {
+                match waiting.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let answers = log.append_batch(&batch).await;
+            for (index, pending) in batch.drain(..).enumerate() {
+                let answer = match &answers {
+                    Ok(answers) => answers[index],
+                    Err(Unavailable) => Err(PublishError::Unavailable),
+                };
+                // The publisher may have gone (its request was cancelled): nothing to tell.
+                let _ = pending.reply.send(answer);
+            }
+        }
+    });
 }
 
 /// Follows the shared log from where this instance is, and delivers each entry to the local
