@@ -44,7 +44,10 @@ impl Redis {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(Duration::from_secs(2));
+            .set_max_delay(Duration::from_secs(2))
+            // A request while Redis is down gets its 503 at once (after one retry, 100 ms), not
+            // after the manager's default six retries (about 3 s); the next command tries again.
+            .set_number_of_retries(1);
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         // Counted as up until a command says otherwise, so that the first failure is logged.
         up.set(1);

@@ -175,6 +175,7 @@ async fn while_redis_is_down_writes_get_503_streams_stay_open_and_what_redis_kep
     let kept = cluster.a.publish_ok("t", "kept, maybe not yet read by B").await;
 
     cluster.redis.stop().await;
+    let down_at = std::time::Instant::now();
     let refused = cluster
         .a
         .http
@@ -186,6 +187,18 @@ async fn while_redis_is_down_writes_get_503_streams_stay_open_and_what_redis_kep
     assert!(refused.headers().contains_key("retry-after"));
     assert_eq!(cluster.a.get("/readyz").await.status(), 503);
     assert_eq!(cluster.a.get("/healthz").await.status(), 200);
+    let start =
+        cluster.b.http.post(cluster.b.url("/api/jobs/start")).form(&[("", "")][..0]).send().await.unwrap();
+    assert_eq!(start.status(), 503, "Start job while Redis is down");
+    assert!(start.headers().contains_key("retry-after"));
+    let body = json!({"status": "done"}).to_string();
+    let (callback, _) =
+        call_back(&cluster.a, "any-job", &body, Some(&signed("any-job", &body, Utc::now().timestamp())))
+            .await;
+    assert_eq!(callback, 503, "a callback while Redis is down");
+    // Refused, not held: five answers in well under the 15 s they once took (six reconnection
+    // attempts each).
+    assert!(down_at.elapsed() < Duration::from_secs(5), "the refusals took {:?}", down_at.elapsed());
     // The page's stream goes on ticking: the next second's tick comes while Redis is down.
     assert_eq!(next_event(&mut remote_on_b).await.event, "message");
 
