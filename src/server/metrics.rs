@@ -142,85 +142,85 @@ impl Metrics {
         let mut registry = Registry::default();
         registry.register(
             "herald_streams_open",
-            "Open SSE streams (/remote and /events).",
+            "Open SSE streams (/remote and /events)",
             metrics.streams_open.clone(),
         );
         registry.register(
             "herald_subscribers",
-            "Subscriptions registered in the hub.",
+            "Subscriptions registered in the hub",
             metrics.subscribers.clone(),
         );
-        registry.register("herald_events_published", "Events published.", hub.published.clone());
+        registry.register("herald_events_published", "Events published", hub.published.clone());
         registry.register(
             "herald_subscribers_lagged",
-            "Subscribers dropped because their queue was full.",
+            "Subscribers dropped because their queue was full",
             hub.lagged.clone(),
         );
         registry.register(
             "herald_resets",
-            "Streams opened with a reset instead of an exact replay.",
+            "Streams opened with a reset instead of an exact replay",
             hub.resets.clone(),
         );
         registry.register(
             "herald_topics",
-            "Topics the hub holds a history or subscribers for; idle ones are forgotten.",
+            "Topics the hub holds a history or subscribers for; idle ones are forgotten",
             metrics.topics.clone(),
         );
         registry.register(
             "herald_streams_open_by_route",
-            "Open SSE streams by route.",
+            "Open SSE streams by route",
             metrics.streams_by_route.clone(),
         );
         registry.register(
             "herald_connections_opened",
-            "Connections accepted.",
+            "Connections accepted",
             metrics.connections_opened.clone(),
         );
         registry.register(
             "herald_connections_closed",
-            "Connections closed.",
+            "Connections closed",
             metrics.connections_closed.clone(),
         );
         registry.register(
             "herald_events_published_by_class",
-            "Events published, by topic class (clock ticks, private session topics, public topics).",
+            "Events published, by topic class (clock ticks, private session topics, public topics)",
             hub.published_by_class.clone(),
         );
         registry.register(
             "herald_events_delivered",
-            "Live events handed to a subscriber's stream, by topic class.",
+            "Live events handed to a subscriber's stream, by topic class",
             hub.delivered.clone(),
         );
         registry.register(
             "herald_resets_by_reason",
-            "Streams opened with a reset, by reason.",
+            "Streams opened with a reset, by reason",
             hub.resets_by_reason.clone(),
         );
         registry.register(
             "herald_rejections",
-            "Answers with a 4xx or 5xx status, by status.",
+            "Answers with a 4xx or 5xx status, by status",
             metrics.rejections.clone(),
         );
         registry.register(
             "herald_publish_to_write_seconds",
-            "From a publish to the subscriber's stream handing the event to its connection.",
+            "From a publish to the subscriber's stream handing the event to its connection",
             hub.publish_to_write.clone(),
         );
         if let Some(redis) = redis {
             registry.register(
                 "herald_redis_up",
-                "1 while the last command to Redis was answered, 0 while Redis is unavailable.",
+                "1 while the last command to Redis was answered, 0 while Redis is unavailable",
                 redis.up.clone(),
             );
             registry.register(
                 "herald_redis_reader_lag_milliseconds",
-                "From Redis taking the latest event to this instance's reader reading it (includes any clock difference between the hosts).",
+                "From Redis taking the latest event to this instance's reader reading it (includes any clock difference between the hosts)",
                 redis.reader.lag_ms.clone(),
             );
         }
         registry.register(
             "herald_build",
-            "This build of Herald.",
+            "This build of Herald",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
         Self { registry: Arc::new(registry), ..metrics }
