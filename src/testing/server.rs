@@ -209,6 +209,14 @@ impl TestApp {
         response.json().await.expect("a job view")
     }
 
+    /// Calls the `list_jobs` server function as the page does, with `client`'s cookies (this
+    /// app's own client is one browser session; another client is another session).
+    pub async fn list_jobs_as(&self, client: &reqwest::Client) -> serde_json::Value {
+        let response = client.post(self.url("/api/jobs/list")).form(&[("", "")][..0]).send().await.unwrap();
+        assert_eq!(response.status(), 200, "list_jobs");
+        response.json().await.expect("a job listing")
+    }
+
     /// Signals shutdown as SIGTERM would, and returns how long the server took to stop.
     pub async fn shut_down(self) -> Duration {
         let started = tokio::time::Instant::now();

@@ -108,15 +108,7 @@ async fn another_session_neither_lists_nor_hears_my_jobs() {
     let mine = app.start_job().await;
     let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
 
-    let listing: Value = stranger
-        .post(app.url("/api/jobs/list"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing = app.list_jobs_as(&stranger).await;
     assert_eq!(listing["jobs"], json!([]));
 
     let response = stranger.get(app.url("/remote")).send().await.unwrap();

@@ -150,17 +150,7 @@ async fn a_job_started_on_one_instance_is_finished_by_a_callback_on_the_other_on
     assert_eq!(call_back(&cluster.b, &job.id, &body, Some(&signature)).await.0, 401);
     let again = signed(&job.id, &body, Utc::now().timestamp() + 1);
     assert_eq!(call_back(&cluster.b, &job.id, &body, Some(&again)).await.0, 409);
-    let listed: Value = cluster
-        .b
-        .http
-        .post(cluster.b.url("/api/jobs/list"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = cluster.b.list_jobs_as(&cluster.b.http).await;
     assert_eq!(listed["jobs"][0]["status"], "done", "{listed}");
 }
 

@@ -10,11 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use redis::Script;
 
-use super::registry::{FinishError, StartError};
+use super::registry::{new_running_job, FinishError, StartError};
 use crate::protocol::{JobStatus, JobView};
 use crate::server::{
     event::Topic,
-    random,
     redis::{Redis, Unavailable},
 };
 
@@ -58,13 +57,7 @@ impl RedisRegistry {
 
     /// Registers a running job for the session whose private topic is `session`.
     pub(crate) async fn start(&self, session: Topic) -> Result<JobView, StartError> {
-        let view = JobView {
-            id: random::hex_128(),
-            status: JobStatus::Running,
-            started_at: Utc::now(),
-            took_ms: None,
-            result: None,
-        };
+        let view = new_running_job();
         let keep = self.timeout + KEEP_FINISHED;
         let answer: String = self
             .redis

@@ -43,6 +43,17 @@ impl fmt::Display for StartError {
     }
 }
 
+/// A job that starts now, with a fresh random id: what either registry registers.
+pub(crate) fn new_running_job() -> JobView {
+    JobView {
+        id: random::hex_128(),
+        status: JobStatus::Running,
+        started_at: Utc::now(),
+        took_ms: None,
+        result: None,
+    }
+}
+
 pub(crate) struct MemoryRegistry {
     max_jobs: usize,
     max_per_session: usize,
@@ -76,13 +87,7 @@ impl MemoryRegistry {
                 .ok_or(StartError::Full)?;
             jobs.remove(&oldest_finished);
         }
-        let view = JobView {
-            id: random::hex_128(),
-            status: JobStatus::Running,
-            started_at: Utc::now(),
-            took_ms: None,
-            result: None,
-        };
+        let view = new_running_job();
         jobs.insert(view.id.clone(), Job { session, started: Instant::now(), view: view.clone() });
         Ok(view)
     }
