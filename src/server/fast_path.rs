@@ -63,21 +63,41 @@ pub(crate) async fn read_opening(stream: &mut TcpStream, peer: SocketAddr, timeo
                 Ok(0) | Err(_) => return None,
                 Ok(_) => {}
             }
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Request::new(&mut headers);
-            match parsed.parse(&head) {
-                Ok(httparse::Status::Complete(len)) => {
-                    return Some(stream_request(&parsed, len == head.len(), peer))
-                }
-                Ok(httparse::Status::Partial) if head.len() < MAX_FAST_HEAD => {}
-                _ => return None,
+            match parse(&head, peer) {
+                Parsed::Complete(request) => return Some(request),
+                Parsed::Partial if head.len() < MAX_FAST_HEAD => {}
+                Parsed::Partial | Parsed::Invalid => return None,
             }
         }
     };
-    match tokio::time::timeout(timeout, reading).await {
+    // Boxed: the reading is over before any stream begins, so its timer and buffers are not
+    // kept in the connection's future for the life of the stream.
+    match Box::pin(tokio::time::timeout(timeout, reading)).await {
         Err(_) => Opening::Silent,
-        Ok(Some(Some(request))) => Opening::Stream(Box::new(request)),
+        Ok(Some(Some(request))) => Opening::Stream(request),
         Ok(_) => Opening::Other(head.freeze()),
+    }
+}
+
+/// What the bytes read so far hold.
+enum Parsed {
+    /// A whole head: the request if the fast path serves it.
+    Complete(Option<Box<Request<Body>>>),
+    Partial,
+    Invalid,
+}
+
+/// Parses a request head. A function of its own, so that the 2 KiB of header slots live on its
+/// stack and not in every connection's future.
+fn parse(head: &[u8], peer: SocketAddr) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(len)) => {
+            Parsed::Complete(stream_request(&parsed, len == head.len(), peer).map(Box::new))
+        }
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(_) => Parsed::Invalid,
     }
 }
 
@@ -122,7 +142,9 @@ pub(crate) async fn serve_stream(
     request: Box<Request<Body>>,
     write_timeout: Duration,
 ) -> io::Result<()> {
-    let response = router.oneshot(*request).await.unwrap_or_else(|infallible| match infallible {});
+    // Boxed: the router's future is large, and it is done before the stream begins; inline, its
+    // size would stay in the connection's future for the life of the stream.
+    let response = Box::pin(router.oneshot(*request)).await.unwrap_or_else(|infallible| match infallible {});
     let (mut parts, body) = response.into_parts();
     let is_stream = parts.status == StatusCode::OK
         && parts.headers.get(header::CONTENT_TYPE).is_some_and(|value| value == "text/event-stream");
@@ -189,15 +211,7 @@ pub(crate) async fn serve_stream(
 /// and then cost one system call for the batch and no timer: arming a timer per write per stream
 /// is a cost a fan-out to thousands would pay on every event.
 async fn write_all(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>, timeout: Duration) -> io::Result<()> {
-    let mut slices = [io::IoSlice::new(&[]); MAX_BATCH];
-    for (slice, frame) in slices.iter_mut().zip(batch.iter()) {
-        *slice = io::IoSlice::new(frame);
-    }
-    let mut written = match writer.try_write_vectored(&slices[..batch.len().min(MAX_BATCH)]) {
-        Ok(written) => written,
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
-        Err(err) => return Err(err),
-    };
+    let mut written = try_write_now(writer, batch)?;
     let total: usize = batch.iter().map(Bytes::len).sum();
     if written < total {
         // The rare, slow path: what is left, in order, with the timeout armed.
@@ -207,7 +221,8 @@ async fn write_all(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>, timeout:
             rest.extend_from_slice(&frame[skip..]);
             written -= skip;
         }
-        tokio::time::timeout(timeout, writer.write_all(&rest)).await.map_err(|_| {
+        // Boxed: the timer is needed only here, and would otherwise sit in every stream's future.
+        Box::pin(tokio::time::timeout(timeout, writer.write_all(&rest))).await.map_err(|_| {
             io::Error::new(io::ErrorKind::TimedOut, "the client took nothing within the write timeout")
         })??;
     }
@@ -217,6 +232,20 @@ async fn write_all(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>, timeout:
         *batch = Vec::new();
     }
     Ok(())
+}
+
+/// Writes what of `batch` the socket takes without waiting, in one system call; returns how many
+/// bytes. A function of its own, so that its 1 KiB of slices is not kept in the stream's future.
+fn try_write_now(writer: &OwnedWriteHalf, batch: &[Bytes]) -> io::Result<usize> {
+    let mut slices = [io::IoSlice::new(&[]); MAX_BATCH];
+    for (slice, frame) in slices.iter_mut().zip(batch) {
+        *slice = io::IoSlice::new(frame);
+    }
+    match writer.try_write_vectored(&slices[..batch.len().min(MAX_BATCH)]) {
+        Ok(written) => Ok(written),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(err) => Err(err),
+    }
 }
 
 /// The status line and the headers, as HTTP/1.1 writes them.

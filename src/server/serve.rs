@@ -5,7 +5,7 @@
 //! axum's own `serve` gives hyper no timer, and so no header-read timeout: a client that
 //! trickles its request headers (slowloris) would hold its connection for as long as it likes.
 
-use std::{io, time::Duration};
+use std::{io, sync::Arc, time::Duration};
 
 use axum::{extract::ConnectInfo, http::Request, Router};
 use hyper_util::{
@@ -54,6 +54,8 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(MAX_REQUEST_HEAD);
+    // Shared: every connection's task holds it, and a copy each would sit in every stream's task.
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
 
@@ -77,7 +79,7 @@ pub(crate) async fn serve(
         while connections.try_join_next().is_some() {}
         settings.connections_opened.inc();
         let closed = settings.connections_closed.clone();
-        let (router, builder, watcher) = (router.clone(), builder.clone(), graceful.watcher());
+        let (router, builder, watcher) = (router.clone(), Arc::clone(&builder), graceful.watcher());
         let (header_read_timeout, write_timeout) = (settings.header_read_timeout, settings.write_timeout);
         let fast = settings.stream_fast_path;
         connections.spawn(async move {
