@@ -10,7 +10,7 @@ export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 export HERALD_WORKER_TOKEN ?= dev-only-worker-token
 export HERALD_SESSION_KEY ?= dev-only-session-key-that-is-long-enough
 
-.PHONY: run run-cluster test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster check-fresh
+.PHONY: run run-cluster test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare check-fresh
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
@@ -53,7 +53,7 @@ release: setup
 	cargo leptos build --release
 
 ## Every benchmark (see README, "Performance").
-bench: bench-page bench-fanout bench-capacity bench-cluster
+bench: bench-page bench-fanout bench-capacity bench-cluster bench-compare
 
 ## Bundle sizes and time to first tick on a release build.
 bench-page: release setup-test
@@ -70,6 +70,11 @@ bench-capacity:
 ## Two instances on one Redis against one in memory: latency at 1,000 subscribers, events/s published.
 bench-cluster:
 	cargo bench --features testing --bench cluster
+
+## Herald against Nchan, the idiomatic axum server, the seed's Flask design and a raw-write floor,
+## one after another under one load generator: docs/bench/compare.svg and target/bench/compare.json.
+bench-compare: setup-test
+	cargo bench --features testing --bench compare
 
 ## Both commands on a fresh Debian: a debootstrap chroot per release (bookworm, then trixie) with
 ## only rustup's Rust, make and git, running .ci/run on a clone of HEAD. Needs root and ~15 GB, and

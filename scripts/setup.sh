@@ -4,7 +4,9 @@
 #   scripts/setup.sh          build tools: wasm target, cargo-leptos, wasm-bindgen CLI, npm tools,
 #                             and Node.js 22 (npm) where the system's is missing or older than 20
 #   scripts/setup.sh --test   the same, plus Debian's Chromium, Redis (the tests start their own
-#                             redis-server) and the Playwright packages
+#                             redis-server), the Playwright packages, and the baselines that
+#                             benches/compare.rs holds Herald against: nginx-light with Nchan
+#                             (Debian) and the Flask app's packages (PyPI, in a local venv)
 #
 # Everything comes from the package registries (crates.io, npm, Debian): nothing is downloaded
 # from GitHub, so cargo-leptos is built with `no_downloads` and every tool it runs is installed here.
@@ -34,6 +36,11 @@ command -v npm >/dev/null || apt_packages+=(nodejs npm)
 if $with_tests; then
   command -v chromium >/dev/null || apt_packages+=(chromium)
   command -v redis-server >/dev/null || apt_packages+=(redis-server)
+  # /usr/sbin is not on every user's PATH; the benchmark looks there too.
+  [ -x /usr/sbin/nginx ] && [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] \
+    || apt_packages+=(nginx-light libnginx-mod-nchan)
+  # Debian splits venv's pip bootstrap (ensurepip) into python3-venv.
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3 python3-venv)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_packages[*]}"
@@ -45,6 +52,10 @@ fi
 # that nothing can use a shared Redis by mistake.
 if [[ " ${apt_packages[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
   as_root systemctl disable --now --quiet redis-server || say "could not stop the redis-server service (the tests do not use it)"
+fi
+# The same for the nginx that nginx-light starts on port 80: the benchmark runs its own.
+if [[ " ${apt_packages[*]} " == *" nginx-light "* ]] && [ -d /run/systemd/system ]; then
+  as_root systemctl disable --now --quiet nginx || say "could not stop the nginx service (the benchmark does not use it)"
 fi
 
 if ! command -v cargo >/dev/null; then
@@ -104,6 +115,16 @@ if $with_tests; then
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing Playwright (without a browser: the tests use Debian's Chromium)"
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix end2end --no-audit --no-fund --loglevel=error
+  fi
+
+  # The seed's design (Flask under gunicorn with gevent), one of benches/compare.rs's baselines,
+  # with the exact versions of benches/peers/requirements.txt; the stamp records which were installed.
+  flask_venv=target/peers/flask-venv
+  if [ ! -x $flask_venv/bin/gunicorn ] || [ benches/peers/requirements.txt -nt $flask_venv/installed ]; then
+    say "installing the Flask baseline's packages from PyPI into $flask_venv"
+    python3 -m venv --clear $flask_venv
+    $flask_venv/bin/pip install --quiet --disable-pip-version-check --no-input -r benches/peers/requirements.txt
+    touch $flask_venv/installed
   fi
 fi
 

@@ -2,11 +2,15 @@
 //! servers to test against, measuring helpers, and the internals they exercise directly.
 //! Nothing here is part of the server.
 
+pub mod compare;
 mod measure;
+mod process_tree;
 mod redis;
 mod server;
+pub mod sse_load;
 
 pub use measure::{median, millis, resident_kib};
+pub use process_tree::{raise_open_file_limit, this_process_cpu_seconds, ProcessGroup, ProcessTree};
 pub use redis::RedisServer;
 pub use server::{
     gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker,

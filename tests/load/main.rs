@@ -3,6 +3,7 @@
 //! from each other: each gets the machine to itself.
 
 mod churn;
+mod compare;
 mod slow_clients;
 
 /// Held for the whole of each test in this binary.
