@@ -48,7 +48,8 @@ fi
 [ "$setup_at" -lt "$copy_all_at" ] || fail "the builder runs setup.sh after copying the whole source, so any change rebuilds the tools"
 
 # Every repository file that setup.sh names outside comments (with its simple variables such as
-# node_dir expanded) must be copied in before it runs; end2end/ is only for `setup.sh --test`.
+# node_dir expanded) must be copied in before it runs; end2end/ and benches/peers/ are only for
+# `setup.sh --test`, which the image does not run.
 # `npm ci --prefix DIR` reads DIR/package.json as well.
 grep -v '^[[:space:]]*#' scripts/setup.sh >"$tmp/setup.sh"
 while IFS='=' read -r name value; do
@@ -57,7 +58,7 @@ done < <(sed -nE 's/^(readonly )?([a-z_]+)=([A-Za-z0-9_./-]+)$/\2=\3/p' "$tmp/se
 {
   git ls-files | while read -r f; do if grep -qF -- "$f" "$tmp/setup.sh"; then echo "$f"; fi; done
   sed -nE 's/.*npm ci --prefix ([A-Za-z0-9_./-]+).*/\1\/package.json/p' "$tmp/setup.sh"
-} | grep -v '^end2end/' | sort -u >"$tmp/setup-inputs"
+} | grep -v -e '^end2end/' -e '^benches/peers/' | sort -u >"$tmp/setup-inputs"
 # Where each COPY before setup puts its files (WORKDIR /src): "context|stage DEST SOURCE".
 head -n "$setup_at" "$tmp/builder" | awk '
   $1 == "COPY" {
