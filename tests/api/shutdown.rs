@@ -126,3 +126,37 @@ async fn development_secrets_are_fine_on_loopback() {
     .await;
     assert!(server.url.starts_with("http://127.0.0.1:"));
 }
+
+#[tokio::test]
+async fn a_server_whose_log_reader_has_gone_still_answers_and_still_stops_on_sigterm() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .env_clear()
+        .envs([("LEPTOS_SITE_ADDR", "127.0.0.1:0"), ("RUST_LOG", "herald=info,tower_http=info")])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(server.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let line = log.next_line().await.unwrap().expect("the server logs its address");
+            if let Some((_, url)) = line.split_once("listening on ") {
+                break url.trim().to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the server starts");
+    // Whoever read the logs (a terminal, a pipe to a collector) is gone.
+    drop(log);
+
+    let health = reqwest::get(format!("{url}/healthz")).await.expect("an answer, not a closed connection");
+    assert_eq!(health.status(), 200);
+    let pid = server.id().expect("a running server").to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    let status =
+        tokio::time::timeout(PATIENCE, server.wait()).await.expect("the server exits on SIGTERM").unwrap();
+    assert!(status.success(), "the server exited with {status}");
+}
