@@ -107,3 +107,21 @@ impl Health {
         }
     }
 }
+
+/// The wait between two attempts to reach Redis: 100 ms, doubling to at most 2 s.
+pub(crate) struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    /// How long to wait before the next attempt.
+    pub(crate) fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
+        wait
+    }
+}

@@ -125,9 +125,9 @@ impl Fanout {
         self.0.lock().members.len()
     }
 
-    /// The topics that have a subscriber here.
-    pub(super) fn followed_topics(&self) -> Vec<Topic> {
-        self.0.lock().by_topic.keys().cloned().collect()
+    /// How many of the topics that have a subscriber here `count` says yes to.
+    pub(super) fn count_followed(&self, count: impl Fn(&Topic) -> bool) -> usize {
+        self.0.lock().by_topic.keys().filter(|topic| count(topic)).count()
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -64,7 +64,7 @@ impl MemoryLog {
 
     /// Tells this run's event ids from an earlier run's: the start time in milliseconds.
     pub(super) fn new_incarnation() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+        super::unix_millis()
     }
 
     /// Assigns the next id, frames the event once, keeps it in its topic's history, and has
@@ -164,8 +164,7 @@ impl MemoryLog {
     /// How many topics hold a history or a local subscriber.
     pub(super) fn topics(&self, fanout: &Fanout) -> usize {
         let state = self.state.lock();
-        let followed_only =
-            fanout.followed_topics().iter().filter(|topic| !state.histories.contains_key(*topic)).count();
+        let followed_only = fanout.count_followed(|topic| !state.histories.contains_key(topic));
         state.histories.len() + followed_only
     }
 

@@ -18,7 +18,7 @@ mod redis;
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
@@ -37,7 +37,7 @@ use self::{
 use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
 pub use super::metrics::HubStats;
 use super::metrics::{ReasonLabel, TopicClass};
-use super::redis::{Redis, Unavailable};
+use super::redis::{Backoff, Redis, Unavailable};
 use crate::protocol::{ResetNotice, ResetReason, RESET_EVENT};
 
 #[derive(Clone, Debug)]
@@ -234,14 +234,11 @@ impl Hub {
 
     /// What a subscription resuming after `raw` opens with, retried until Redis answers.
     async fn opening(&self, topics: &[Topic], raw: &str) -> Opening {
-        let mut wait = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             match self.replay(topics, raw).await {
                 Ok(opening) => return opening,
-                Err(Unavailable) => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
+                Err(Unavailable) => tokio::time::sleep(backoff.next()).await,
             }
         }
     }
@@ -274,7 +271,7 @@ impl Hub {
     pub(crate) fn topics(&self) -> usize {
         match &self.log {
             Log::Memory(log) => log.topics(&self.fanout),
-            Log::Redis(_) => self.fanout.followed_topics().len(),
+            Log::Redis(_) => self.fanout.count_followed(|_| true),
         }
     }
 
@@ -319,6 +316,12 @@ pub(crate) fn spawn_purge(hub: Arc<Hub>, shutdown: CancellationToken) {
             }
         }
     });
+}
+
+/// Now, in milliseconds since the Unix epoch (0 for a clock set before it): what the epochs of
+/// ids are made of, and what the Redis log's publish times are compared with.
+fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }
 
 /// What tells two events apart for an idempotency key: the name and the data. A name cannot hold

@@ -11,7 +11,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -20,11 +20,11 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Gap, Hub, HubSettings, KeyReused, Missed, Once, PublishError};
+use super::{unix_millis, Gap, Hub, HubSettings, KeyReused, Missed, Once, PublishError};
 use crate::protocol::ResetReason;
 use crate::server::{
     event::{self, EventId, NewEvent, Topic},
-    redis::{Redis, Unavailable},
+    redis::{Backoff, Redis, Unavailable},
 };
 
 /// How many entries the shared log keeps (about: trimming is by whole nodes). A reader that
@@ -271,8 +271,8 @@ impl RedisLog {
     /// Sets the epoch in Redis unless it is set, and adopts whatever is there: after Redis lost
     /// its data, the first instance to notice sets a new one and the others adopt it.
     async fn claim_epoch(&self) -> Result<u64, Unavailable> {
-        let proposal =
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |since| since.as_millis() as u64);
+        // Never 0, which stands for "not known yet".
+        let proposal = unix_millis().max(1);
         let current: String = self.run(self.scripts.claim_epoch.key(keys::EPOCH).arg(proposal)).await?;
         Ok(self.adopt(&current))
     }
@@ -464,8 +464,7 @@ impl Reader {
             tracing::warn!(seq, "a log entry without a valid topic: skipped");
             return;
         };
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
-        let lag = Duration::from_millis(now_ms.saturating_sub(entry.at));
+        let lag = Duration::from_millis(unix_millis().saturating_sub(entry.at));
         self.stats.lag_ms.set(lag.as_millis() as i64);
         let published = Instant::now().checked_sub(lag).unwrap_or_else(Instant::now);
         self.hub.deliver(&topic, EventId { incarnation: position.incarnation, seq }, &entry.frame, published);
@@ -530,23 +529,6 @@ impl LogEntry {
 /// The sequence number of a stream entry id `<seq>-0`.
 fn seq_of(id: &str) -> u64 {
     id.split('-').next().and_then(|seq| seq.parse().ok()).unwrap_or(0)
-}
-
-/// 100 ms doubling to 2 s between reconnection attempts.
-struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self(Duration::from_millis(100))
-    }
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let wait = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(2));
-        wait
-    }
 }
 
 #[cfg(test)]

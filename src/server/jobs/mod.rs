@@ -22,7 +22,7 @@ use crate::protocol::{JobListing, JobStatus, JobView, JOB_EVENT};
 use crate::server::{
     event::{EventId, EventName, NewEvent, Topic},
     hub::Hub,
-    redis::{Redis, Unavailable},
+    redis::{Backoff, Redis, Unavailable},
 };
 
 /// What the job service is configured with.
@@ -158,11 +158,11 @@ impl JobService {
     fn publish_when_possible(&self, event: NewEvent) {
         let (hub, shutdown) = (Arc::clone(&self.0.hub), self.0.shutdown.clone());
         tokio::spawn(async move {
-            let mut wait = Duration::from_millis(100);
+            let mut backoff = Backoff::default();
             while hub.publish(event.clone()).await.is_err() {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(2)),
+                    () = tokio::time::sleep(backoff.next()) => {}
                 }
             }
         });
