@@ -8,7 +8,7 @@ use axum_extra::extract::cookie::Key;
 use clap::Parser;
 
 use super::{
-    hub::HubSettings, jobs::JobSettings, metrics::Metrics, routes::publish::PublishSettings,
+    hub::HubSettings, jobs::JobSettings, metrics::Metrics, open_files, routes::publish::PublishSettings,
     serve::ServeSettings, signature::CallbackSettings, sse::StreamSettings,
 };
 
@@ -38,9 +38,22 @@ pub struct Config {
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
-    /// How long a client may take to send its request headers before the connection is closed.
-    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
-    pub header_read_timeout: Duration,
+    /// How long a client may take to send a whole request, head and body, before its connection
+    /// is closed: counted from the connection's opening for its first request, and from its head
+    /// for a later one. Whatever a client speaks (a slow head, a body that never comes, an
+    /// HTTP/2 preface, nothing at all), it holds a connection no longer than this.
+    #[arg(long, env = "HERALD_REQUEST_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub request_timeout: Duration,
+
+    /// How long a keep-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// How many connections may be open at once; past it, Herald stops accepting until one
+    /// closes, and new clients wait in the listen backlog. Default: the open-file limit, less
+    /// what Herald needs for everything else.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
 
     /// How long a connection may have output waiting that the client does not take before it is
     /// closed: a client that stops reading cannot hold its stream (and a stream slot) forever.
@@ -230,13 +243,19 @@ impl Config {
         }
     }
 
-    /// `metrics` counts the connections.
-    pub(crate) fn serve_settings(&self, metrics: &Metrics) -> ServeSettings {
+    /// `metrics` counts the connections; `open_file_limit` is the process's open-file limit, which
+    /// bounds the connections when `--max-connections` is unset.
+    pub(crate) fn serve_settings(&self, metrics: &Metrics, open_file_limit: u64) -> ServeSettings {
         ServeSettings {
             connections_opened: metrics.connections_opened.clone(),
             connections_closed: metrics.connections_closed.clone(),
-            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            idle_timeout: self.idle_timeout,
             write_timeout: self.write_timeout,
+            max_connections: match self.max_connections {
+                Some(max) => max as usize,
+                None => open_files::connection_budget(open_file_limit),
+            },
             shutdown_grace: self.shutdown_grace,
             send_buffer: self.send_buffer,
             stream_fast_path: self.stream_fast_path,

@@ -21,12 +21,13 @@ use axum::{
     http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version},
     Router,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{tcp::OwnedWriteHalf, TcpStream},
+    time::Instant,
 };
 use tower::ServiceExt;
 
@@ -53,8 +54,8 @@ pub(crate) enum Opening {
     Silent,
 }
 
-/// Reads the request head, for at most `timeout`, and sorts the connection.
-pub(crate) async fn read_opening(stream: &mut TcpStream, peer: SocketAddr, timeout: Duration) -> Opening {
+/// Reads the request head, until `deadline` at most, and sorts the connection.
+pub(crate) async fn read_opening(stream: &mut TcpStream, peer: SocketAddr, deadline: Instant) -> Opening {
     let mut head = BytesMut::with_capacity(1024);
     let reading = async {
         loop {
@@ -72,7 +73,7 @@ pub(crate) async fn read_opening(stream: &mut TcpStream, peer: SocketAddr, timeo
     };
     // Boxed: the reading is over before any stream begins, so its timer and buffers are not
     // kept in the connection's future for the life of the stream.
-    match Box::pin(tokio::time::timeout(timeout, reading)).await {
+    match Box::pin(tokio::time::timeout_at(deadline, reading)).await {
         Err(_) => Opening::Silent,
         Ok(Some(Some(request))) => Opening::Stream(request),
         Ok(_) => Opening::Other(head.freeze()),
@@ -134,8 +135,10 @@ fn stream_request(
 
 /// Runs `request` through `router` and writes the answer to `stream`: a stream response frame by
 /// frame as the body yields them, ending the connection when it ends; any other answer whole.
-/// A client that goes away is noticed at once (its end of the socket reads as closed), and one
-/// that stops reading is cut off after `write_timeout`.
+/// A client that goes away is noticed at once (its end of the socket reads as closed), one that
+/// stops reading is cut off after `write_timeout`, and one that sends anything after its request
+/// is closed: an SSE client has nothing more to say, and reading and discarding whatever it sends
+/// would let it keep the server busy for as long as it likes.
 pub(crate) async fn serve_stream(
     stream: TcpStream,
     router: Router,
@@ -167,7 +170,7 @@ pub(crate) async fn serve_stream(
     // Nothing of the request or the response head is kept for the life of the stream.
     drop(parts);
     let mut frames = body.into_data_stream();
-    let mut probe = [0u8; 64];
+    let mut probe = [0u8; 1];
     let mut batch = Vec::new();
     loop {
         tokio::select! {
@@ -195,12 +198,9 @@ pub(crate) async fn serve_stream(
                 }
                 _ => break,
             },
-            read = reader.read(&mut probe) => match read {
-                // The client closed its end (or the socket broke): the stream is over.
-                Ok(0) | Err(_) => return Ok(()),
-                // Bytes after a stream request mean nothing; the stream goes on.
-                Ok(_) => {}
-            },
+            // The client closed its end, the socket broke, or the client sent bytes after its
+            // request: either way the stream is over.
+            _ = reader.read(&mut probe) => return Ok(()),
         }
     }
     writer.shutdown().await
@@ -211,18 +211,13 @@ pub(crate) async fn serve_stream(
 /// and then cost one system call for the batch and no timer: arming a timer per write per stream
 /// is a cost a fan-out to thousands would pay on every event.
 async fn write_all(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>, timeout: Duration) -> io::Result<()> {
-    let mut written = try_write_now(writer, batch)?;
-    let total: usize = batch.iter().map(Bytes::len).sum();
-    if written < total {
-        // The rare, slow path: what is left, in order, with the timeout armed.
-        let mut rest = Vec::with_capacity(total - written);
-        for frame in batch.iter() {
-            let skip = written.min(frame.len());
-            rest.extend_from_slice(&frame[skip..]);
-            written -= skip;
-        }
+    let written = try_write_now(writer, batch)?;
+    skip_written(batch, written);
+    if !batch.is_empty() {
+        // The rare, slow path: what is left, in order, with the timeout armed. The frames are
+        // shared, not copied: a client that stalls costs no more memory than the frames it holds.
         // Boxed: the timer is needed only here, and would otherwise sit in every stream's future.
-        Box::pin(tokio::time::timeout(timeout, writer.write_all(&rest))).await.map_err(|_| {
+        Box::pin(tokio::time::timeout(timeout, write_rest(writer, batch))).await.map_err(|_| {
             io::Error::new(io::ErrorKind::TimedOut, "the client took nothing within the write timeout")
         })??;
     }
@@ -230,6 +225,38 @@ async fn write_all(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>, timeout:
     // A burst grows the batch; an idle stream should not keep that memory.
     if batch.capacity() > 4 {
         *batch = Vec::new();
+    }
+    Ok(())
+}
+
+/// Drops the first `written` bytes of `batch`: whole frames, then the start of a partly written
+/// one (which keeps sharing its storage).
+fn skip_written(batch: &mut Vec<Bytes>, mut written: usize) {
+    let whole = batch.iter().take_while(|frame| {
+        let sent = frame.len() <= written;
+        if sent {
+            written -= frame.len();
+        }
+        sent
+    });
+    let whole = whole.count();
+    batch.drain(..whole);
+    if let Some(first) = batch.first_mut() {
+        first.advance(written);
+    }
+}
+
+/// Writes the frames of `batch`, in order, waiting for the socket as long as it takes.
+async fn write_rest(writer: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>) -> io::Result<()> {
+    while !batch.is_empty() {
+        let written = {
+            let slices: Vec<io::IoSlice<'_>> = batch.iter().map(|frame| io::IoSlice::new(frame)).collect();
+            writer.write_vectored(&slices).await?
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        skip_written(batch, written);
     }
     Ok(())
 }
@@ -314,5 +341,33 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_stalled_write_keeps_is_the_rest_of_the_frames_themselves_not_a_copy() {
+        let (first, second) = (Bytes::from_static(b"id: 1\ndata: a\n\n"), Bytes::from(vec![b'x'; 64 * 1024]));
+        let mut batch = vec![first.clone(), second.clone()];
+
+        skip_written(&mut batch, first.len() + 10);
+
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].len(), second.len() - 10);
+        assert_eq!(batch[0].as_ptr(), second[10..].as_ptr(), "the frame was copied");
+    }
+
+    #[test]
+    fn skipping_what_was_written_keeps_the_order_and_drops_nothing_else() {
+        let mut batch = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de"), Bytes::from_static(b"f")];
+        skip_written(&mut batch, 4);
+        assert_eq!(batch, [Bytes::from_static(b"e"), Bytes::from_static(b"f")]);
+        skip_written(&mut batch, 0);
+        assert_eq!(batch.len(), 2);
+        skip_written(&mut batch, 2);
+        assert!(batch.is_empty());
     }
 }

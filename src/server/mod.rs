@@ -4,6 +4,7 @@
 pub(crate) mod bearer;
 pub(crate) mod clock;
 pub(crate) mod config;
+pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod extract;
@@ -11,6 +12,7 @@ pub(crate) mod fast_path;
 pub(crate) mod hub;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
+pub(crate) mod open_files;
 pub(crate) mod random;
 pub(crate) mod redis;
 pub(crate) mod routes;
@@ -48,18 +50,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `leptos_options.site_addr` (port 0 picks a free port), then builds the state and
-    /// starts its background tasks.
+    /// Raises the open-file limit, binds `leptos_options.site_addr` (port 0 picks a free port),
+    /// then builds the state and starts its background tasks.
     pub async fn build(config: Config, mut leptos_options: LeptosOptions) -> io::Result<Self> {
         config
             .check(leptos_options.site_addr)
             .map_err(|problem| io::Error::new(io::ErrorKind::InvalidInput, problem))?;
+        let open_file_limit = open_files::raise_limit();
+        if let Some(problem) =
+            open_files::shortfall(open_file_limit, config.max_subscribers, config.max_connections)
+        {
+            tracing::warn!("{problem}");
+        }
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
         leptos_options.site_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let state = state::AppState::new(&config, leptos_options, &shutdown);
         state.hub().following(READER_PATIENCE).await;
-        let serve_settings = config.serve_settings(state.metrics());
+        let serve_settings = config.serve_settings(state.metrics(), open_file_limit);
         Ok(Self { listener, router: routes::router(state), shutdown, serve_settings })
     }
 

@@ -84,8 +84,25 @@ impl RunningBinary {
     /// Starts `path` with `env` as its whole environment and waits until it logs
     /// `listening on http://…`.
     pub async fn start(path: &str, env: &[(&str, &str)]) -> Self {
-        use tokio::io::{AsyncBufReadExt, BufReader};
+        Self::start_command(Self::command(path, env)).await
+    }
 
+    /// As [`start`](Self::start), with the soft open-file limit most Linux users start with
+    /// (1,024 on a desktop, a systemd service or a Docker container) set to `soft`.
+    pub async fn start_with_open_file_limit(path: &str, env: &[(&str, &str)], soft: u64) -> Self {
+        let mut command = Self::command(path, env);
+        // SAFETY: between fork and exec the child only makes the setrlimit system call, which
+        // is async-signal-safe, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+                rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard)
+            });
+        }
+        Self::start_command(command).await
+    }
+
+    fn command(path: &str, env: &[(&str, &str)]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(path);
         // Only what the test says: a HERALD_* variable of the caller's would change the server.
         command.env_clear().envs(env.iter().copied()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
@@ -93,6 +110,13 @@ impl RunningBinary {
         if std::env::var("HERALD_TEST_STREAMS").as_deref() == Ok("hyper") {
             command.env("HERALD_STREAM_FAST_PATH", "false");
         }
+        command
+    }
+
+    async fn start_command(mut command: tokio::process::Command) -> Self {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let path = command.as_std().get_program().to_string_lossy().into_owned();
         let mut process = command.spawn().unwrap_or_else(|err| panic!("{path} does not start: {err}"));
         let mut log = BufReader::new(process.stderr.take().unwrap()).lines();
         let url = tokio::time::timeout(PATIENCE, async {

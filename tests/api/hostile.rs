@@ -18,8 +18,8 @@ async fn trickle_headers(app: &crate::helpers::TestApp) -> TcpStream {
 }
 
 #[tokio::test]
-async fn a_client_that_trickles_its_headers_is_cut_off_after_the_header_read_timeout() {
-    let app = spawn_app_with(|config| config.header_read_timeout = Duration::from_millis(300)).await;
+async fn a_client_that_trickles_its_headers_is_cut_off_after_the_request_timeout() {
+    let app = spawn_app_with(|config| config.request_timeout = Duration::from_millis(300)).await;
     let mut socket = trickle_headers(&app).await;
     let started = Instant::now();
 
@@ -39,7 +39,7 @@ async fn a_client_that_trickles_its_headers_is_cut_off_after_the_header_read_tim
 async fn slowloris_connections_do_not_use_up_the_stream_limit() {
     let app = spawn_app_with(|config| {
         config.max_subscribers = 2;
-        config.header_read_timeout = Duration::from_secs(30);
+        config.request_timeout = Duration::from_secs(30);
     })
     .await;
     let mut slow = vec![];

@@ -3,6 +3,7 @@
 mod callbacks;
 mod cluster;
 mod conformance;
+mod connections;
 mod docs;
 mod events;
 mod helpers;
