@@ -4,7 +4,10 @@
 //! is not signed with a session key (one the client chose, or tampered with) or has outlived
 //! `--session-lifetime` is no session, never answered with an error of its own.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::{Request, State},
@@ -35,12 +38,12 @@ pub(crate) struct SessionSettings {
 
 /// What session cookies are made with (a sub-state).
 #[derive(Clone)]
-pub(crate) struct Sessions(std::sync::Arc<SessionSettings>);
+pub(crate) struct Sessions(Arc<SessionSettings>);
 
 impl Sessions {
     pub(crate) fn new(settings: SessionSettings) -> Self {
         assert!(!settings.keys.is_empty(), "Config::session_settings always gives a key");
-        Self(std::sync::Arc::new(settings))
+        Self(Arc::new(settings))
     }
 
     fn cookie_name(&self) -> &'static str {
@@ -52,14 +55,32 @@ impl Sessions {
     }
 
     /// The session a request's cookie holds, if its signature holds under one of the keys and
-    /// it has not expired, and whether it should be signed again with the first key.
-    fn read(&self, headers: &HeaderMap, now: SystemTime) -> Option<(Session, Resign)> {
+    /// it has not expired, and whether the answer sets its cookie again: when an older key
+    /// signed it, so that it is signed with the first.
+    fn read(&self, headers: &HeaderMap, now: SystemTime) -> Option<(Session, SetCookie)> {
         self.0.keys.iter().enumerate().find_map(|(index, key)| {
             let jar = SignedCookieJar::from_headers(headers, key.clone());
             let session = Session::from_cookie(jar.get(self.cookie_name())?.value())?;
-            let resign = if index == 0 { Resign::No } else { Resign::Yes };
-            (!session.expired(self.0.lifetime, now)).then_some((session, resign))
+            let set_cookie = if index == 0 { SetCookie::No } else { SetCookie::Yes };
+            (!session.expired(self.0.lifetime, now)).then_some((session, set_cookie))
         })
+    }
+
+    /// Runs the request with `session` in its extensions, and sets the session's cookie on the
+    /// answer if told to.
+    async fn serve(
+        &self,
+        (session, set_cookie): (Session, SetCookie),
+        mut request: Request,
+        next: Next,
+        now: SystemTime,
+    ) -> Response {
+        request.extensions_mut().insert(session.clone());
+        let response = next.run(request).await;
+        match set_cookie {
+            SetCookie::No => response,
+            SetCookie::Yes => self.with_cookie(&session, response, now),
+        }
     }
 
     /// A response that also sets `session`'s cookie, signed with the first key, for as long as
@@ -78,9 +99,10 @@ impl Sessions {
     }
 }
 
-/// Whether a session's cookie is signed with an older key, and so is signed again.
+/// Whether the answer sets the session's cookie: for a new session, or one that an older key
+/// signed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Resign {
+enum SetCookie {
     No,
     Yes,
 }
@@ -141,41 +163,25 @@ fn unix_seconds(time: SystemTime) -> u64 {
 /// visitor's session with one of its own.
 pub(crate) async fn ensure_session(
     State(sessions): State<Sessions>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let now = SystemTime::now();
-    if let Some((session, resign)) = sessions.read(request.headers(), now) {
-        request.extensions_mut().insert(session.clone());
-        let response = next.run(request).await;
-        return match resign {
-            Resign::No => response,
-            Resign::Yes => sessions.with_cookie(&session, response, now),
-        };
+    if let Some(found) = sessions.read(request.headers(), now) {
+        return sessions.serve(found, request, next, now).await;
     }
     let session = Session::issue(now);
-    request.extensions_mut().insert(session.clone());
-    let response = next.run(request).await;
-    sessions.with_cookie(&session, response, now)
+    sessions.serve((session, SetCookie::Yes), request, next, now).await
 }
 
 /// Middleware of the streams and server functions: puts the caller's [`Session`] in the request
 /// extensions when its cookie holds (signing it again when an older key signed it), and never
 /// mints one.
-pub(crate) async fn find_session(
-    State(sessions): State<Sessions>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn find_session(State(sessions): State<Sessions>, request: Request, next: Next) -> Response {
     let now = SystemTime::now();
-    let Some((session, resign)) = sessions.read(request.headers(), now) else {
-        return next.run(request).await;
-    };
-    request.extensions_mut().insert(session.clone());
-    let response = next.run(request).await;
-    match resign {
-        Resign::No => response,
-        Resign::Yes => sessions.with_cookie(&session, response, now),
+    match sessions.read(request.headers(), now) {
+        Some(found) => sessions.serve(found, request, next, now).await,
+        None => next.run(request).await,
     }
 }
 
@@ -191,10 +197,9 @@ pub(crate) async fn require_session(request: Request, next: Next) -> Response {
 /// A session cookie as the server would set it, signed with `key`: for tests of what the
 /// server does with expired cookies and rotated keys.
 #[cfg(any(test, feature = "testing"))]
-pub fn forge_cookie(key: &str, issued_at: SystemTime, secure: bool) -> String {
-    let name = if secure { SECURE_COOKIE } else { COOKIE };
+pub fn forge_cookie(key: &str, issued_at: SystemTime) -> String {
     let jar = SignedCookieJar::from_headers(&HeaderMap::new(), Key::derive_from(key.as_bytes()))
-        .add(Cookie::new(name, Session::issue(issued_at).to_cookie()));
+        .add(Cookie::new(COOKIE, Session::issue(issued_at).to_cookie()));
     // The jar signs on the way out: its `Set-Cookie` header holds the signed `name=value`.
     let response = (jar, ()).into_response();
     let set = response.headers()[axum::http::header::SET_COOKIE].to_str().expect("ASCII");
@@ -289,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_cookie_is_no_session_and_only_the_page_mints_a_new_one() {
         let lifetime = Duration::from_secs(3600);
-        let expired = forge_cookie(NEW_KEY, SystemTime::now() - lifetime, false);
+        let expired = forge_cookie(NEW_KEY, SystemTime::now() - lifetime);
 
         let (seen, set) = through(sessions(&[NEW_KEY], lifetime), false, &expired).await;
         assert_eq!((seen, set), (None, None), "an API request gets neither a session nor a cookie");
@@ -303,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_cookie_signed_with_an_older_key_is_accepted_and_signed_again_with_the_first() {
         let issued = SystemTime::now() - Duration::from_secs(100);
-        let old = forge_cookie(OLD_KEY, issued, false);
+        let old = forge_cookie(OLD_KEY, issued);
         let lifetime = Duration::from_secs(3600);
 
         for mints in [true, false] {

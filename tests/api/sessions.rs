@@ -149,8 +149,8 @@ async fn streams_without_a_session_serve_public_topics_and_the_clock_and_set_no_
 #[tokio::test]
 async fn an_expired_session_cookie_is_no_session_and_the_page_starts_a_new_one() {
     let app = spawn_app_with(|config| config.session_lifetime = Duration::from_secs(3600)).await;
-    let expired = forge_session_cookie(SESSION_KEY, SystemTime::now() - Duration::from_secs(3601), false);
-    let fresh = forge_session_cookie(SESSION_KEY, SystemTime::now() - Duration::from_secs(3500), false);
+    let expired = forge_session_cookie(SESSION_KEY, SystemTime::now() - Duration::from_secs(3601));
+    let fresh = forge_session_cookie(SESSION_KEY, SystemTime::now() - Duration::from_secs(3500));
     let curl = reqwest::Client::new();
 
     let (status, answer, _) = call(&app, &curl, "/api/jobs/list", &[("cookie", &fresh)]).await;
@@ -170,7 +170,7 @@ async fn a_cookie_signed_with_a_retired_key_is_accepted_and_signed_again_with_th
     let rotated =
         spawn_app_with(|config| config.session_keys = vec![NEW_KEY.to_owned(), SESSION_KEY.to_owned()]).await;
     let new_only = spawn_app_with(|config| config.session_keys = vec![NEW_KEY.to_owned()]).await;
-    let old = forge_session_cookie(SESSION_KEY, SystemTime::now(), false);
+    let old = forge_session_cookie(SESSION_KEY, SystemTime::now());
 
     let resigned = page_cookie(&rotated, &old).await.expect("the session signed again");
     let id = &old[old.len() - 32..];
