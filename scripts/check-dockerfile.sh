@@ -180,7 +180,7 @@ const dockerfile = fs.readFileSync('Dockerfile', 'utf8');
 const nginx = fs.readFileSync('deploy/nginx.conf', 'utf8').replace(/#.*$/gm, '');
 
 for (const name of ['redis', 'worker', 'lb']) if (!services[name]) fail(`compose.yaml has no "${name}" service`);
-const instances = Object.keys(services).filter((n) => (services[n].environment || {}).HERALD_PUBLIC_URL);
+const instances = Object.keys(services).filter((n) => (services[n].environment || {}).HERALD_CALLBACK_URL);
 if (instances.length < 2) fail(`compose.yaml runs ${instances.length} Herald instance(s), not 2`);
 if (!/^redis:7(\b|$)/.test(services.redis?.image || '')) fail('the redis service is not redis:7');
 
@@ -204,7 +204,7 @@ for (const [name, s] of Object.entries(services)) {
 // Herald instances: each one's own callback URL, the worker, the shared secrets.
 for (const name of instances) {
   const env = services[name].environment;
-  if (env.HERALD_PUBLIC_URL !== `http://${name}:8080`) fail(`${name}'s HERALD_PUBLIC_URL is ${env.HERALD_PUBLIC_URL}, not http://${name}:8080`);
+  if (env.HERALD_CALLBACK_URL !== `http://${name}:8080`) fail(`${name}'s HERALD_CALLBACK_URL is ${env.HERALD_CALLBACK_URL}, not http://${name}:8080`);
   if (env.HERALD_WORKER_URL !== 'http://worker:3002') fail(`${name}'s HERALD_WORKER_URL is not http://worker:3002`);
   if (env.HERALD_REDIS_URL !== 'redis://redis:6379') fail(`${name}'s HERALD_REDIS_URL is not redis://redis:6379`);
   for (const key of ['HERALD_PUBLISH_TOKEN', 'HERALD_CALLBACK_SECRET', 'HERALD_SESSION_KEY', 'HERALD_WORKER_TOKEN'])

@@ -13,7 +13,7 @@ readonly redis_port=6390 dir=target/cluster
 export HERALD_REDIS_URL=redis://127.0.0.1:$redis_port/
 # Callbacks go to 3001 whichever instance started the job: the job's state is in Redis, so the
 # page on 3000 still sees it finish.
-export HERALD_PUBLIC_URL=http://127.0.0.1:3001
+export HERALD_CALLBACK_URL=http://127.0.0.1:3001
 # The server binary finds its hashed asset names in target/debug/hash.txt (Cargo.toml, hash-files).
 export LEPTOS_SITE_ROOT=target/site LEPTOS_HASH_FILES=true
 

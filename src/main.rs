@@ -17,6 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Application::build(config, leptos_options).await?;
     tracing::info!("listening on http://{}", app.local_addr()?);
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!("metrics on http://{}/metrics", metrics?);
+    }
     app.run_until(stop).await?;
     tracing::info!("stopped");
     Ok(())

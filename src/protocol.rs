@@ -11,6 +11,11 @@ pub const JOB_EVENT: &str = "job";
 pub const RESET_EVENT: &str = "reset";
 /// The event name of a stream's last event when the server shuts down.
 pub const SHUTDOWN_EVENT: &str = "shutdown";
+/// The event names a publisher may not use (`POST /publish` answers 400): those Herald sends
+/// itself, which a client must be able to trust, and those an `EventSource` gives a meaning of
+/// its own (a named `error` or `open` event reaches the `onerror` and `onopen` handlers).
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))] // only the server checks them
+pub const RESERVED_EVENT_NAMES: [&str; 5] = [RESET_EVENT, SHUTDOWN_EVENT, JOB_EVENT, "error", "open"];
 /// Ticks are unnamed events, which an `EventSource` delivers as `message`.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // the server writes no name for ticks
 pub const TICK_EVENT: &str = "message";

@@ -196,7 +196,7 @@ test.describe("two instances sharing one Redis", () => {
       HERALD_WORKER_TOKEN: worker.token,
       HERALD_WORKER_URL: worker.url,
       // The worker calls back instance A, whichever instance started the job.
-      HERALD_PUBLIC_URL: urlA,
+      HERALD_CALLBACK_URL: urlA,
     };
     a = Child.start("herald A", herald, [], { ...shared, LEPTOS_SITE_ADDR: `127.0.0.1:${portA}` });
     b = Child.start("herald B", herald, [], { ...shared, LEPTOS_SITE_ADDR: `127.0.0.1:${portB}` });

@@ -9,7 +9,7 @@ use clap::Parser;
 
 use super::{
     hub::HubSettings, jobs::JobSettings, metrics::Metrics, open_files, routes::publish::PublishSettings,
-    serve::ServeSettings, signature::CallbackSettings, sse::StreamSettings,
+    serve::ServeSettings, session::SessionSettings, signature::CallbackSettings, sse::StreamSettings,
 };
 
 /// How log lines are written.
@@ -150,14 +150,33 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// This server's address as the worker should call it back; defaults to the bound address.
-    /// Session cookies are marked `Secure` when it is https.
-    #[arg(long, env = "HERALD_PUBLIC_URL")]
-    pub public_url: Option<String>,
+    /// Often an internal address (`http://herald-1:8080`), unlike the public origin.
+    #[arg(long, env = "HERALD_CALLBACK_URL")]
+    pub callback_url: Option<String>,
 
-    /// Secret of at least 32 bytes that signs session cookies. Unset, a random one is made at
-    /// start: sessions then end with the process and are not shared between instances.
-    #[arg(long, env = "HERALD_SESSION_KEY", hide_env_values = true, value_parser = session_key)]
-    pub session_key: Option<String>,
+    /// The origin browsers load the page from (such as `https://app.example`): server-function
+    /// calls from any other origin are refused, and session cookies are `Secure` (named
+    /// `__Host-herald_session`) when it is https. Unset, the request's own `Host` is the origin
+    /// and cookies are not `Secure`.
+    #[arg(long, env = "HERALD_PUBLIC_ORIGIN", value_parser = origin)]
+    pub public_origin: Option<String>,
+
+    /// Secrets of at least 32 bytes that sign session cookies, comma-separated: the first signs,
+    /// every one verifies, so a key is rotated by putting the new one first. Unset, a random one
+    /// is made at start: sessions then end with the process and are not shared between instances.
+    #[arg(long = "session-key", env = "HERALD_SESSION_KEY", hide_env_values = true, value_delimiter = ',', value_parser = session_key)]
+    pub session_keys: Vec<String>,
+
+    /// How long a session lasts from the page load that started it; an older session cookie is
+    /// no session, and the next page load starts a new one.
+    #[arg(long, env = "HERALD_SESSION_LIFETIME", default_value = "7days", value_parser = positive_duration)]
+    pub session_lifetime: Duration,
+
+    /// Serve `GET /metrics` on this address of its own (such as `127.0.0.1:9090`) instead of the
+    /// main one, which then answers 404 there: a proxy in front of the main address cannot
+    /// publish the metrics by mistake.
+    #[arg(long, env = "HERALD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 
     /// Redis (`redis://[:password@]host:port/db` or `redis+unix:///path`) to share events,
     /// history, jobs and keys with other instances. Unset, all of it lives in this process.
@@ -182,12 +201,12 @@ impl Config {
     /// What clap cannot check alone: a public URL that is not http(s), and the public
     /// development secrets on an address other than loopback. The error names the setting.
     pub fn check(&self, listen: SocketAddr) -> Result<(), String> {
-        if let Some(url) = &self.public_url {
+        if let Some(url) = &self.callback_url {
             if !(url.starts_with("http://") || url.starts_with("https://"))
                 || url.contains(char::is_whitespace)
             {
                 return Err(format!(
-                    "HERALD_PUBLIC_URL (--public-url) must be an http:// or https:// URL, not {url:?}"
+                    "HERALD_CALLBACK_URL (--callback-url) must be an http:// or https:// URL, not {url:?}"
                 ));
             }
         }
@@ -195,16 +214,19 @@ impl Config {
             if let Err(err) = redis::Client::open(url.as_str()) {
                 return Err(format!("HERALD_REDIS_URL (--redis-url) is not a Redis URL: {err}"));
             }
-            if self.session_key.is_none() {
+            if self.session_keys.is_empty() {
                 return Err("HERALD_REDIS_URL (--redis-url) shares sessions between instances: set HERALD_SESSION_KEY (--session-key) too, the same on every instance".to_owned());
             }
         }
         let secrets = [
-            ("HERALD_PUBLISH_TOKEN (--publish-token)", &self.publish_token),
-            ("HERALD_CALLBACK_SECRET (--callback-secret)", &self.callback_secret),
-            ("HERALD_WORKER_TOKEN (--worker-token)", &self.worker_token),
-            ("HERALD_SESSION_KEY (--session-key)", &self.session_key),
-        ];
+            ("HERALD_PUBLISH_TOKEN (--publish-token)", self.publish_token.as_deref()),
+            ("HERALD_CALLBACK_SECRET (--callback-secret)", self.callback_secret.as_deref()),
+            ("HERALD_WORKER_TOKEN (--worker-token)", self.worker_token.as_deref()),
+        ]
+        .into_iter()
+        .chain(
+            self.session_keys.iter().map(|key| ("HERALD_SESSION_KEY (--session-key)", Some(key.as_str()))),
+        );
         if let Some(bad) = self
             .cors_allow_origins
             .iter()
@@ -213,9 +235,9 @@ impl Config {
             return Err(format!("HERALD_CORS_ALLOW_ORIGINS (--cors-allow-origins) holds {bad:?}, which is not an origin such as https://app.example"));
         }
         if !listen.ip().is_loopback() {
-            let public = secrets.iter().find(|(_, value)| {
-                value.as_deref().is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX))
-            });
+            let public = secrets
+                .into_iter()
+                .find(|(_, value)| value.is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX)));
             if let Some((setting, _)) = public {
                 return Err(format!(
                     "{setting} is a public development secret, and Herald listens on {listen}, beyond loopback: set your own"
@@ -275,14 +297,20 @@ impl Config {
         Some(CallbackSettings { secret, tolerance: self.callback_tolerance })
     }
 
-    /// The key that signs session cookies: derived from `--session-key`, or random.
-    pub(crate) fn session_key(&self) -> Key {
-        match &self.session_key {
-            Some(secret) => Key::derive_from(secret.as_bytes()),
-            None => {
+    /// What session cookies are made with: the keys derived from `--session-key` (or a random
+    /// one), the first of which signs; their lifetime; and whether they are `Secure`.
+    pub(crate) fn session_settings(&self) -> SessionSettings {
+        let keys = match self.session_keys.as_slice() {
+            [] => {
                 tracing::warn!("HERALD_SESSION_KEY is unset: sessions end when this process does");
-                Key::generate()
+                vec![Key::generate()]
             }
+            secrets => secrets.iter().map(|secret| Key::derive_from(secret.as_bytes())).collect(),
+        };
+        SessionSettings {
+            keys,
+            lifetime: self.session_lifetime,
+            secure: self.public_origin.as_deref().is_some_and(|origin| origin.starts_with("https://")),
         }
     }
 
@@ -305,6 +333,26 @@ fn session_key(text: &str) -> Result<String, String> {
         32.. => Ok(text.to_owned()),
         short => Err(format!("must be at least 32 bytes long (got {short})")),
     }
+}
+
+/// An origin as browsers send it in `Origin`: `http` or `https`, a host, perhaps a port, and
+/// nothing else. Kept as the browser would write it: lower case, without a default port.
+fn origin(text: &str) -> Result<String, String> {
+    let uri: axum::http::Uri =
+        text.parse().map_err(|_| format!("{text:?} is not an origin such as https://app.example"))?;
+    let scheme = uri.scheme_str().filter(|scheme| matches!(*scheme, "http" | "https"));
+    let (Some(scheme), Some(authority)) = (scheme, uri.authority()) else {
+        return Err(format!("{text:?} is not an http:// or https:// origin such as https://app.example"));
+    };
+    if uri.path_and_query().is_some_and(|rest| rest != "/") || authority.as_str().contains('@') {
+        return Err(format!("{text:?} has more than an origin: give only scheme://host[:port]"));
+    }
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host = authority.host().to_ascii_lowercase();
+    Ok(match authority.port_u16().filter(|port| *port != default_port) {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
 /// A human duration such as `15s` or `250ms` that is not zero (a zero interval would spin).
@@ -338,5 +386,39 @@ mod tests {
         assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
         let refused = config.check(([0, 0, 0, 0], 3000).into()).unwrap_err();
         assert!(refused.starts_with("HERALD_CALLBACK_SECRET"), "{refused}");
+    }
+
+    #[test]
+    fn a_development_session_key_is_refused_beyond_loopback_wherever_it_stands_in_the_list() {
+        let mut config = Config::defaults();
+        config.session_keys = vec![
+            "a real key of at least thirty-two bytes".to_owned(),
+            "dev-only-session-key-that-is-long".to_owned(),
+        ];
+
+        let refused = config.check(([0, 0, 0, 0], 3000).into()).unwrap_err();
+        assert!(refused.starts_with("HERALD_SESSION_KEY"), "{refused}");
+    }
+
+    #[test]
+    fn session_keys_are_a_comma_separated_list_each_long_enough() {
+        let keys =
+            |value: &str| Config::try_parse_from(["herald", "--session-key", value]).map(|c| c.session_keys);
+        let (new, old) = ("n".repeat(32), "o".repeat(40));
+
+        assert_eq!(keys(&format!("{new},{old}")).unwrap(), [new.clone(), old]);
+        assert!(keys(&format!("{new},short")).is_err());
+    }
+
+    #[test]
+    fn the_public_origin_is_kept_as_browsers_write_an_origin_and_anything_more_is_refused() {
+        assert_eq!(origin("https://App.Example").unwrap(), "https://app.example");
+        assert_eq!(origin("https://app.example:443/").unwrap(), "https://app.example");
+        assert_eq!(origin("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        for bad in
+            ["app.example", "ftp://app.example", "https://app.example/path", "https://user@app.example", ""]
+        {
+            assert!(origin(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -20,6 +20,12 @@ pub(crate) enum ApiError {
     /// 401: a missing, wrong or used callback signature. Not a bearer scheme, so no
     /// `WWW-Authenticate`.
     BadSignature(&'static str),
+    /// 401: a browser call without a session: the page (`GET /`) sets the session cookie.
+    /// Not a bearer scheme, so no `WWW-Authenticate`.
+    NoSession,
+    /// 400: an event name that Herald itself sends (or an `EventSource` gives a meaning), which
+    /// a client could not tell from Herald's own.
+    ReservedEventName(String),
     /// 403: the credentials are fine but do not reach this resource.
     Forbidden(String),
     /// 404.
@@ -56,8 +62,8 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::Invalid(_) | Self::ReservedEventName(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) | Self::BadSignature(_) | Self::NoSession => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -73,6 +79,8 @@ impl ApiError {
         match self {
             Self::Invalid(_) => "invalid",
             Self::Unauthorized(_) | Self::BadSignature(_) => "unauthorized",
+            Self::NoSession => "no-session",
+            Self::ReservedEventName(_) => "reserved-event-name",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
@@ -88,6 +96,12 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             Self::Invalid(invalid) => format!("{}: {}", invalid.field, invalid.reason),
+            Self::NoSession => {
+                "no session: load the page (GET /) first, which sets the session cookie".to_owned()
+            }
+            Self::ReservedEventName(name) => format!(
+                "event: {name:?} is a name Herald sends itself; choose another (docs/api.md lists the reserved names)"
+            ),
             Self::Unauthorized(message) | Self::BadSignature(message) | Self::Disabled(message) => {
                 (*message).to_owned()
             }
@@ -105,8 +119,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code(), "message": self.message() });
-        if let Self::Invalid(invalid) = &self {
-            body["field"] = json!(invalid.field.as_ref());
+        match &self {
+            Self::Invalid(invalid) => body["field"] = json!(invalid.field.as_ref()),
+            Self::ReservedEventName(_) => body["field"] = json!("event"),
+            _ => {}
         }
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();

@@ -4,6 +4,7 @@
 pub(crate) mod bearer;
 pub(crate) mod clock;
 pub(crate) mod config;
+pub(crate) mod csrf;
 pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod event;
@@ -44,13 +45,16 @@ const READER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `--metrics-addr`: the listener of `/metrics` alone, its router and its settings.
+    metrics: Option<(TcpListener, Router, serve::ServeSettings)>,
     /// The one shutdown signal: every stream, the clock and every job timer watch a clone of it.
     shutdown: CancellationToken,
     serve_settings: serve::ServeSettings,
 }
 
 impl Application {
-    /// Raises the open-file limit, binds `leptos_options.site_addr` (port 0 picks a free port),
+    /// Raises the open-file limit, binds `leptos_options.site_addr` (port 0 picks a free port)
+    /// and `--metrics-addr` if set,
     /// then builds the state and starts its background tasks.
     pub async fn build(config: Config, mut leptos_options: LeptosOptions) -> io::Result<Self> {
         config
@@ -64,15 +68,35 @@ impl Application {
         }
         let listener = TcpListener::bind(leptos_options.site_addr).await?;
         leptos_options.site_addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics_addr {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let state = state::AppState::new(&config, leptos_options, &shutdown);
         state.hub().following(READER_PATIENCE).await;
         let serve_settings = config.serve_settings(state.metrics(), open_file_limit);
-        Ok(Self { listener, router: routes::router(state), shutdown, serve_settings })
+        let metrics = metrics_listener.map(|listener| {
+            // The same deadlines and shutdown as the main listener; its connections are not the
+            // ones `herald_connections_*` count, and it has no streams for the fast path to take.
+            let settings = serve::ServeSettings {
+                connections_opened: Default::default(),
+                connections_closed: Default::default(),
+                stream_fast_path: false,
+                ..config.serve_settings(state.metrics(), open_file_limit)
+            };
+            (listener, routes::metrics_router(state.clone()), settings)
+        });
+        Ok(Self { listener, router: routes::router(state), metrics, shutdown, serve_settings })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address `/metrics` is served on when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.metrics.as_ref().map(|(listener, ..)| listener.local_addr())
     }
 
     /// Serves until `stop` completes, then ends every stream and waits for open connections to
@@ -84,6 +108,13 @@ impl Application {
             tracing::info!("shutting down: ending every stream");
             shutdown.cancel();
         });
-        serve::serve(self.listener, self.router, self.serve_settings, self.shutdown).await
+        let Some((metrics_listener, metrics_router, metrics_settings)) = self.metrics else {
+            return serve::serve(self.listener, self.router, self.serve_settings, self.shutdown).await;
+        };
+        let (main, metrics) = tokio::join!(
+            serve::serve(self.listener, self.router, self.serve_settings, self.shutdown.clone()),
+            serve::serve(metrics_listener, metrics_router, metrics_settings, self.shutdown),
+        );
+        main.and(metrics)
     }
 }

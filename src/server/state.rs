@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     clock::{self, Clock},
     config::Config,
+    csrf::PageOrigin,
     extract::BodyLimit,
     hub::{self, Hub},
     jobs::JobService,
@@ -30,19 +31,23 @@ pub(crate) struct AppState {
     callbacks: Callbacks,
     jobs: JobService,
     sessions: Sessions,
+    page_origin: PageOrigin,
     readiness: Readiness,
     metrics: Metrics,
     #[from_ref(skip)]
     cors_allow_origins: Vec<axum::http::HeaderValue>,
     body_limit: BodyLimit,
+    /// `/metrics` has a listener of its own (`--metrics-addr`), not the main one.
+    #[from_ref(skip)]
+    metrics_apart: bool,
 }
 
 impl AppState {
     /// Builds every service from `config` and starts their background tasks (the clock, the job
     /// timers), each of which stops when `shutdown` is cancelled. The worker calls back the
-    /// public URL, by default `leptos_options.site_addr`, so give that the bound address.
+    /// callback URL, by default `leptos_options.site_addr`, so give that the bound address.
     pub(crate) fn new(config: &Config, leptos_options: LeptosOptions, shutdown: &CancellationToken) -> Self {
-        let callback_base = match &config.public_url {
+        let callback_base = match &config.callback_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", leptos_options.site_addr),
         };
@@ -77,7 +82,9 @@ impl AppState {
                     origin.parse().expect("Config::check refuses origins that are not header values")
                 })
                 .collect(),
-            sessions: Sessions::new(config.session_key(), callback_base.starts_with("https://")),
+            sessions: Sessions::new(config.session_settings()),
+            page_origin: PageOrigin::new(config.public_origin.clone()),
+            metrics_apart: config.metrics_addr.is_some(),
             jobs: JobService::new(
                 config.job_settings(callback_base),
                 Arc::clone(&hub),
@@ -111,5 +118,13 @@ impl AppState {
 
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    pub(crate) fn page_origin(&self) -> &PageOrigin {
+        &self.page_origin
+    }
+
+    pub(crate) fn metrics_apart(&self) -> bool {
+        self.metrics_apart
     }
 }

@@ -14,10 +14,11 @@ pub use process_tree::{raise_open_file_limit, this_process_cpu_seconds, ProcessG
 pub use redis::RedisServer;
 pub use server::{
     gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker,
-    RunningBinary, TestApp, CALLBACK_SECRET, PATIENCE, TOKEN, WORKER_TOKEN,
+    RunningBinary, TestApp, CALLBACK_SECRET, PATIENCE, SESSION_KEY, TOKEN, WORKER_TOKEN,
 };
 
-pub use crate::protocol::{JobStatus, JobView, Tick};
+pub use crate::protocol::{JobStatus, JobView, Tick, RESERVED_EVENT_NAMES};
+pub use crate::server::session::forge_cookie as forge_session_cookie;
 pub use crate::server::Config;
 pub use crate::server::{
     event::{frame, EventId, EventName, IdempotencyKey, NewEvent, Topic},

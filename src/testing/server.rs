@@ -22,6 +22,8 @@ pub const TOKEN: &str = "test-publish-token";
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// Where `/metrics` is served when the test gave it a listener of its own (`metrics_addr`).
+    pub metrics_address: Option<SocketAddr>,
     pub http: reqwest::Client,
     stop: oneshot::Sender<()>,
     server: JoinHandle<io::Result<()>>,
@@ -41,7 +43,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.publish_token = Some(TOKEN.to_owned());
     config.callback_secret = Some(CALLBACK_SECRET.to_owned());
     config.worker_token = Some(WORKER_TOKEN.to_owned());
-    config.session_key = Some("the test servers' session key, 32 bytes or more".to_owned());
+    config.session_keys = vec![SESSION_KEY.to_owned()];
     let redis = match std::env::var("HERALD_TEST_BACKEND").as_deref() {
         Err(std::env::VarError::NotPresent) | Ok("memory") => None,
         Ok("redis") => Some(RedisServer::start().await),
@@ -64,14 +66,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         .build();
     let app = Application::build(config, options).await.expect("binds port 0");
     let address = app.local_addr().expect("a bound address");
+    let metrics_address = app.metrics_addr().map(|bound| bound.expect("a bound metrics address"));
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    // A cookie store makes the client one browser session, as a page would be.
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    TestApp { address, http, stop, server, redis }
+    let mut app = TestApp { address, metrics_address, http: reqwest::Client::new(), stop, server, redis };
+    app.http = app.new_session().await;
+    app
 }
+
+/// The session key of every test server.
+pub const SESSION_KEY: &str = "the test servers' session key, 32 bytes or more";
 
 /// A binary of this package, started on a free port; killed when dropped.
 pub struct RunningBinary {
@@ -181,6 +187,16 @@ pub async fn start_worker(path: &str, min: &str, max: &str) -> RunningBinary {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// A client that has loaded the page, as a browser does before anything else: a cookie
+    /// store holding the session the page minted. Each is a browser session of its own.
+    pub async fn new_session(&self) -> reqwest::Client {
+        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let page = client.get(self.url("/")).send().await.expect("the page loads");
+        assert_eq!(page.status(), 200, "GET /");
+        page.text().await.expect("the whole page");
+        client
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

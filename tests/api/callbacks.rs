@@ -106,7 +106,7 @@ async fn a_server_without_the_worker_token_sees_its_jobs_fail_at_once() {
 async fn another_session_neither_lists_nor_hears_my_jobs() {
     let (app, _worker) = app_with_idle_worker().await;
     let mine = app.start_job().await;
-    let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let stranger = app.new_session().await;
 
     let listing = app.list_jobs_as(&stranger).await;
     assert_eq!(listing["jobs"], json!([]));
@@ -308,7 +308,7 @@ async fn a_session_with_its_maximum_of_jobs_running_gets_429_and_other_sessions_
     let (status, retry_after) = try_start_job(&app, &app.http).await;
     assert_eq!((status, retry_after.is_some()), (429, true));
 
-    let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let stranger = app.new_session().await;
     assert_eq!(try_start_job(&app, &stranger).await.0, 200);
 }
 
@@ -317,7 +317,7 @@ async fn a_server_whose_every_job_slot_is_running_answers_503_with_retry_after()
     let (app, _worker) = app_with_idle_worker_and(|config| config.max_jobs = 1).await;
     app.start_job().await;
 
-    let stranger = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let stranger = app.new_session().await;
     let (status, retry_after) = try_start_job(&app, &stranger).await;
 
     assert_eq!((status, retry_after.is_some()), (503, true));

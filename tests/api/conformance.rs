@@ -6,7 +6,7 @@ use proptest::{prelude::*, test_runner::TestRunner};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::helpers::{next_event, read_raw_until, spawn_app, TestApp};
+use crate::helpers::{next_event, read_raw_until, spawn_app, TestApp, RESERVED_EVENT_NAMES};
 
 #[derive(Debug, Deserialize)]
 struct Corpus {
@@ -119,9 +119,11 @@ async fn arbitrary_payloads_parse_back_equal_or_are_refused_with_400() {
     let outcome = runner.run(&(prop::option::of(tricky_text(12)), tricky_text(256)), |(event, data)| {
         tokio::task::block_in_place(|| {
             handle.block_on(async {
-                let valid_name = event
-                    .as_deref()
-                    .is_none_or(|name| (1..=128).contains(&name.len()) && !name.contains(['\r', '\n', '\0']));
+                let valid_name = event.as_deref().is_none_or(|name| {
+                    (1..=128).contains(&name.len())
+                        && !name.contains(['\r', '\n', '\0'])
+                        && !RESERVED_EVENT_NAMES.contains(&name)
+                });
                 if valid_name {
                     let mut events = events.lock().await;
                     expect_round_trip(&app, &mut *events, "a generated payload", event.as_deref(), &data)

@@ -71,8 +71,11 @@ async fn the_page_issues_an_http_only_same_site_session_cookie_and_the_api_does_
     let value = session_cookie_value(&cookie);
     let (signature, id) = value.split_at(value.len() - 32);
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "a session holds 128 random bits as hex: {value}");
-    // 32 bytes of HMAC-SHA256 in base64 are 44 characters, more once percent-encoded.
-    assert!(signature.len() >= 44, "the id is signed (HMAC-SHA256, base64): {value}");
+    assert!(cookie.contains("Max-Age=604800"), "it lasts the session's lifetime, 7 days: {cookie:?}");
+    // 32 bytes of HMAC-SHA256 in base64 are 44 characters, more once percent-encoded; then the
+    // issue time and a dot.
+    assert!(signature.len() >= 44 + 2, "the id is signed (HMAC-SHA256, base64): {value}");
+    assert!(signature.ends_with('.'), "the issue time, then the id: {value}");
 
     for path in ["/healthz", "/pkg/herald.css", "/nope"] {
         let response = stranger.get(app.url(path)).send().await.unwrap();
@@ -124,11 +127,20 @@ async fn a_tampered_session_cookie_gets_a_fresh_session_and_the_page() {
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_secure_exactly_when_the_public_url_is_https() {
-    for (public_url, secure) in [("https://herald.example", true), ("http://herald.example", false)] {
-        let app = spawn_app_with(move |config| config.public_url = Some(public_url.to_owned())).await;
+async fn the_session_cookie_is_secure_and_host_prefixed_exactly_when_the_public_origin_is_https() {
+    for (origin, secure) in [("https://herald.example", true), ("http://herald.example", false)] {
+        let app = spawn_app_with(move |config| config.public_origin = Some(origin.to_owned())).await;
         let (_, set) = home_with_cookie(&app, "").await;
         let set = set.expect("a session cookie");
-        assert_eq!(set.split("; ").any(|attribute| attribute == "Secure"), secure, "{public_url}: {set}");
+        assert_eq!(set.split("; ").any(|attribute| attribute == "Secure"), secure, "{origin}: {set}");
+        assert_eq!(set.starts_with("__Host-herald_session="), secure, "{origin}: {set}");
     }
+}
+
+#[tokio::test]
+async fn the_callback_url_no_longer_decides_whether_the_cookie_is_secure() {
+    let app = spawn_app_with(|config| config.callback_url = Some("https://herald.example".to_owned())).await;
+    let (_, set) = home_with_cookie(&app, "").await;
+    let set = set.expect("a session cookie");
+    assert!(set.starts_with("herald_session=") && !set.contains("Secure"), "{set}");
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{next_event, spawn_app, spawn_app_with, TOKEN};
+use crate::helpers::{next_event, spawn_app, spawn_app_with, RESERVED_EVENT_NAMES, TOKEN};
 
 #[tokio::test]
 async fn publish_answers_202_with_the_id_and_the_number_of_live_subscribers() {
@@ -85,6 +85,7 @@ async fn bad_publish_requests_get_their_documented_status_and_a_json_error() {
             400,
             Some("event"),
         ),
+        case("a reserved event name", r#"{"topic": "a", "event": "reset", "data": "x"}"#, 400, Some("event")),
         case("an unknown field", r#"{"topic": "a", "data": "x", "id": "7"}"#, 400, Some("body")),
         Case {
             idempotency_key: Some("has space"),
@@ -117,6 +118,29 @@ async fn bad_publish_requests_get_their_documented_status_and_a_json_error() {
             assert_eq!(body["field"], field, "{}: {body}", case.what);
         }
     }
+}
+
+#[tokio::test]
+async fn every_name_herald_sends_itself_is_refused_so_no_publisher_can_spoof_a_reset_or_a_shutdown() {
+    let app = spawn_app().await;
+    let mut events = app.subscribe("/events?topic=a").await;
+
+    for name in ["reset", "shutdown", "job", "error", "open"] {
+        assert!(RESERVED_EVENT_NAMES.contains(&name), "{name} is documented as reserved");
+        let (status, answer) = app.publish(json!({"topic": "a", "event": name, "data": "spoofed"})).await;
+
+        assert_eq!(status, 400, "{name}: {answer}");
+        assert_eq!(
+            (answer["error"].as_str(), answer["field"].as_str()),
+            (Some("reserved-event-name"), Some("event"))
+        );
+        assert!(answer["message"].as_str().unwrap().contains(name), "{answer}");
+    }
+    // Nothing of them reached the subscriber; names that merely resemble them are ordinary.
+    let (status, answer) = app.publish(json!({"topic": "a", "event": "Reset", "data": "ours"})).await;
+    assert_eq!(status, 202, "{answer}");
+    let event = next_event(&mut events).await;
+    assert_eq!((event.id.as_str(), event.event.as_str()), (answer["id"].as_str().unwrap(), "Reset"));
 }
 
 #[tokio::test]

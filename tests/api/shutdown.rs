@@ -102,7 +102,22 @@ async fn a_bad_setting_stops_the_server_with_exit_code_2_and_one_line_naming_it(
     for (what, env, names) in [
         ("a zero keep-alive", vec![("HERALD_KEEP_ALIVE", "0s")], "--keep-alive"),
         ("a short session key", vec![("HERALD_SESSION_KEY", "short")], "--session-key"),
-        ("a public URL that is not http", vec![("HERALD_PUBLIC_URL", "ftp://herald")], "HERALD_PUBLIC_URL"),
+        (
+            "a callback URL that is not http",
+            vec![("HERALD_CALLBACK_URL", "ftp://herald")],
+            "HERALD_CALLBACK_URL",
+        ),
+        (
+            "a public origin with a path",
+            vec![("HERALD_PUBLIC_ORIGIN", "https://app.example/app")],
+            "--public-origin",
+        ),
+        (
+            "a short key among the session keys",
+            vec![("HERALD_SESSION_KEY", "a signing key that is long enough to sign,short")],
+            "--session-key",
+        ),
+        ("a metrics address that is not one", vec![("HERALD_METRICS_ADDR", "localhost")], "--metrics-addr"),
         (
             "a development secret beyond loopback",
             vec![("LEPTOS_SITE_ADDR", "0.0.0.0:0"), ("HERALD_PUBLISH_TOKEN", "dev-only-publish-token")],

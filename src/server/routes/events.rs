@@ -17,9 +17,12 @@ pub(crate) async fn event_stream(
     if topics.is_empty() {
         return Err(ApiError::invalid("topic", "name at least one topic: /events?topic=NAME"));
     }
-    let own = session.topic();
-    if let Some(foreign) = topics.iter().find(|topic| topic.is_private() && **topic != own) {
-        return Err(ApiError::Forbidden(format!("topic {foreign} belongs to another session")));
+    let own = session.map(|session| session.topic());
+    if let Some(foreign) = topics.iter().find(|topic| topic.is_private() && Some(*topic) != own.as_ref()) {
+        return Err(ApiError::Forbidden(match own {
+            Some(_) => format!("topic {foreign} belongs to another session"),
+            None => format!("topic {foreign} is a session's: send that session's cookie"),
+        }));
     }
 
     let slot = streams.reserve(client)?;

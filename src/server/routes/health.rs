@@ -27,13 +27,14 @@ impl Readiness {
 
 /// 200 while serving; 503 once shutting down, so that a load balancer sends new clients
 /// elsewhere while open streams drain, and 503 while Redis is unavailable, when this instance
-/// could neither publish nor replay.
+/// could neither publish nor replay. Redis's state is the one its connection keeps: a probe sends
+/// Redis nothing, however often it comes.
 pub(crate) async fn ready(State(readiness): State<Readiness>) -> (StatusCode, Json<Value>) {
     if readiness.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting-down" })));
     }
     if let Some(redis) = &readiness.redis {
-        if redis.ping().await.is_err() {
+        if !redis.is_up() {
             return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "redis-unavailable" })));
         }
     }

@@ -31,7 +31,7 @@ use tower_http::{
     LatencyUnit,
 };
 
-use super::{session, state::AppState};
+use super::{csrf, session, state::AppState};
 use crate::app::{not_found, shell};
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -55,27 +55,39 @@ pub(crate) fn router(state: AppState) -> Router {
         let options = state.leptos_options().clone();
         move || shell(options.clone())
     };
-    // What a browser uses gets a session cookie; the server-to-server API and static files do not.
-    let browser_routes = Router::new()
+    // Only the page mints a session; the streams and server functions use the one its cookie
+    // holds, and the server-to-server API and static files have none.
+    let page = Router::new()
+        .route("/", get(leptos_axum::render_app_to_stream_with_context(page_context, home)))
+        .layer(middleware::from_fn_with_state(state.sessions().clone(), session::ensure_session));
+    let streams = Router::new()
         .route("/remote", get(remote::page_stream))
         .route("/events", get(events::event_stream).layer(option_layer(cors(state.cors_allow_origins()))))
-        .route("/", get(leptos_axum::render_app_to_stream_with_context(page_context, home)));
+        .layer(middleware::from_fn_with_state(state.sessions().clone(), session::find_session));
     // Each server function at its own path and method, so that any other path under /api is a
-    // plain 404 like everywhere else.
-    let browser_routes = server_fn_paths()
-        .fold(browser_routes, |routes, (path, method)| {
+    // plain 404 like everywhere else. A call from another site is refused before its session is
+    // even read, and one without a session gets 401.
+    let server_functions = server_fn_paths()
+        .fold(Router::new(), |routes, (path, method)| {
             let provide_jobs = provide_jobs.clone();
             let handler = move |request| leptos_axum::handle_server_fns_with_context(provide_jobs, request);
             let method = MethodFilter::try_from(method).expect("server functions use standard methods");
             routes.route(path, on(method, handler))
         })
-        .layer(middleware::from_fn_with_state(state.sessions().clone(), session::ensure_session));
-    browser_routes
+        .layer(middleware::from_fn(session::require_session))
+        .layer(middleware::from_fn_with_state(state.sessions().clone(), session::find_session))
+        .layer(middleware::from_fn_with_state(state.page_origin().clone(), csrf::same_origin_only));
+    let routes = page.merge(streams).merge(server_functions);
+    // With a listener of its own (`--metrics-addr`), `/metrics` is a 404 here like any unknown path.
+    let routes = match state.metrics_apart() {
+        true => routes,
+        false => routes.route("/metrics", get(metrics::metrics)),
+    };
+    routes
         .route("/publish", post(publish::publish))
         .route("/callbacks/{job_id}", post(callbacks::job_finished))
         .route("/healthz", get(health::health))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(metrics::metrics))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
         .layer(middleware::from_fn_with_state(state.leptos_options().hash_files, asset_caching))
         .layer(middleware::from_fn_with_state(state.metrics().clone(), super::metrics::count_rejections))
@@ -95,6 +107,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The router of the metrics listener (`--metrics-addr`): `GET /metrics` alone.
+pub(crate) fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics::metrics)).with_state(state)
 }
 
 /// `Cache-Control` of the site's assets under `/pkg/`: a year, immutable, when their names carry

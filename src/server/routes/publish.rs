@@ -13,6 +13,7 @@ use axum::{
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
+use crate::protocol::RESERVED_EVENT_NAMES;
 use crate::server::{
     bearer::{check_bearer, BearerError},
     error::ApiError,
@@ -101,6 +102,11 @@ pub(crate) async fn publish(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let idempotency_key =
         headers.get("idempotency-key").map(|value| IdempotencyKey::parse(value.as_bytes())).transpose()?;
+    if let Some(reserved) =
+        request.event.as_ref().filter(|name| RESERVED_EVENT_NAMES.contains(&name.as_str()))
+    {
+        return Err(ApiError::ReservedEventName(reserved.as_str().to_owned()));
+    }
     publishing.admit()?;
 
     let PublishRequest { topic, event: name, data } = request;

@@ -1,6 +1,7 @@
 //! `GET /remote`: the page's one connection. The live clock (a tick right away, then one on
 //! every wall-clock second, unnamed and without ids) and the caller's private session topic
-//! (named events with ids, resumable with `Last-Event-ID` exactly as on `/events`).
+//! (named events with ids, resumable with `Last-Event-ID` exactly as on `/events`). A client
+//! without a session cookie (curl, say) gets the clock alone: only the page mints sessions.
 
 use std::sync::Arc;
 
@@ -24,7 +25,13 @@ pub(crate) async fn page_stream(
     StreamRequest { session, client, resume, .. }: StreamRequest,
 ) -> Result<Response, ApiError> {
     let slot = streams.reserve(client)?;
-    let session_events = hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream();
+    let session_events = match session {
+        Some(session) => {
+            future::Either::Left(hub.subscribe(vec![session.topic()], resume.as_deref()).into_stream())
+        }
+        // Never ends, so that the clock alone goes on.
+        None => future::Either::Right(stream::pending()),
+    };
 
     let ticks = WatchStream::from_changes(clock);
     let first = FramedTick::now();

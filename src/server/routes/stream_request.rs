@@ -1,5 +1,5 @@
-//! What both stream routes read from a request: the caller's session, the query string, and
-//! the point the client asks to resume from.
+//! What both stream routes read from a request: the caller's session if it has one, the query
+//! string, and the point the client asks to resume from.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,7 +12,8 @@ use axum::{
 use crate::server::session::Session;
 
 pub(crate) struct StreamRequest {
-    pub session: Session,
+    /// `None` for a client without a session cookie (curl, say): it follows public topics only.
+    pub session: Option<Session>,
     /// The address the connection comes from, which the per-client stream limit counts.
     pub client: IpAddr,
     pub query: String,
@@ -21,12 +22,12 @@ pub(crate) struct StreamRequest {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
-    /// Only if the route was mounted without the session middleware, or served without the
-    /// accept loop that records the client's address: a bug, answered with 500.
+    /// Only if the route was served without the accept loop that records the client's address:
+    /// a bug, answered with 500.
     type Rejection = ExtensionRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Extension(session) = Extension::<Session>::from_request_parts(parts, state).await?;
+        let session = parts.extensions.get::<Session>().cloned();
         let Extension(ConnectInfo(peer)) =
             Extension::<ConnectInfo<SocketAddr>>::from_request_parts(parts, state).await?;
         let query = parts.uri.query().unwrap_or("").to_owned();
