@@ -11,7 +11,7 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use sha2::{Digest, Sha256};
 
-use super::{event::Topic, random};
+use super::{client::ClientRate, event::Topic, random};
 
 const COOKIE: &str = "herald_session";
 
@@ -21,11 +21,13 @@ pub(crate) struct Sessions {
     key: Key,
     /// Mark cookies `Secure`: the public URL is https.
     secure: bool,
+    /// How many sessions one client may be given a minute.
+    mint_rate: ClientRate,
 }
 
 impl Sessions {
-    pub(crate) fn new(key: Key, secure: bool) -> Self {
-        Self { key, secure }
+    pub(crate) fn new(key: Key, secure: bool, mint_rate: ClientRate) -> Self {
+        Self { key, secure, mint_rate }
     }
 }
 
@@ -56,7 +58,8 @@ impl Session {
 }
 
 /// Middleware: puts the caller's [`Session`] in the request extensions, issuing a new signed
-/// cookie when the request brings none whose signature holds.
+/// cookie when the request brings none whose signature holds (429 for a client over its rate of
+/// new sessions).
 pub(crate) async fn ensure_session(
     State(sessions): State<Sessions>,
     mut request: Request,
@@ -66,6 +69,9 @@ pub(crate) async fn ensure_session(
     if let Some(session) = jar.get(COOKIE).and_then(|cookie| Session::from_cookie(cookie.value())) {
         request.extensions_mut().insert(session);
         return next.run(request).await;
+    }
+    if let Err(refusal) = sessions.mint_rate.admit(&request) {
+        return refusal.into_response();
     }
     let session = Session::issue();
     let cookie = Cookie::build((COOKIE, session.id.clone()))

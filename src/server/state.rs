@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    client::{ClientRate, TrustedProxies},
     clock::{self, Clock},
     config::Config,
     extract::BodyLimit,
@@ -32,6 +33,8 @@ pub(crate) struct AppState {
     sessions: Sessions,
     readiness: Readiness,
     metrics: Metrics,
+    trusted_proxies: TrustedProxies,
+    job_starts: ClientRate,
     #[from_ref(skip)]
     cors_allow_origins: Vec<axum::http::HeaderValue>,
     body_limit: BodyLimit,
@@ -77,7 +80,13 @@ impl AppState {
                     origin.parse().expect("Config::check refuses origins that are not header values")
                 })
                 .collect(),
-            sessions: Sessions::new(config.session_key(), callback_base.starts_with("https://")),
+            sessions: Sessions::new(
+                config.session_key(),
+                callback_base.starts_with("https://"),
+                config.session_mint_rate(),
+            ),
+            trusted_proxies: config.trusted_proxies(),
+            job_starts: config.job_start_rate(),
             jobs: JobService::new(
                 config.job_settings(callback_base),
                 Arc::clone(&hub),
@@ -111,5 +120,13 @@ impl AppState {
 
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
+    }
+
+    pub(crate) fn job_starts(&self) -> &ClientRate {
+        &self.job_starts
     }
 }

@@ -1,20 +1,18 @@
 //! What both stream routes read from a request: the caller's session, the query string, and
 //! the point the client asks to resume from.
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::{
-    extract::{rejection::ExtensionRejection, ConnectInfo, FromRequestParts},
+    extract::{rejection::ExtensionRejection, FromRequestParts},
     http::{request::Parts, HeaderMap},
     Extension,
 };
 
-use crate::server::session::Session;
+use crate::server::{client::ClientAddr, session::Session};
 
 pub(crate) struct StreamRequest {
     pub session: Session,
-    /// The address the connection comes from, which the per-client stream limit counts.
-    pub client: IpAddr,
+    /// Who the request comes from, which the per-client stream limit counts.
+    pub client: ClientAddr,
     pub query: String,
     /// The id after which the client wants events, if it named one.
     pub resume: Option<String>,
@@ -22,16 +20,16 @@ pub(crate) struct StreamRequest {
 
 impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
     /// Only if the route was mounted without the session middleware, or served without the
-    /// accept loop that records the client's address: a bug, answered with 500.
+    /// accept loop that records the peer's address (from which the client's is resolved): a
+    /// bug, answered with 500.
     type Rejection = ExtensionRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Extension(session) = Extension::<Session>::from_request_parts(parts, state).await?;
-        let Extension(ConnectInfo(peer)) =
-            Extension::<ConnectInfo<SocketAddr>>::from_request_parts(parts, state).await?;
+        let Extension(client) = Extension::<ClientAddr>::from_request_parts(parts, state).await?;
         let query = parts.uri.query().unwrap_or("").to_owned();
         let resume = resume_point(&parts.headers, &query);
-        Ok(Self { session, client: peer.ip(), query, resume })
+        Ok(Self { session, client, query, resume })
     }
 }
 
