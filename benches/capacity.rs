@@ -76,6 +76,8 @@ async fn measure(subscribers: usize) -> Measured {
             ("HERALD_MAX_SUBSCRIBERS", "20000"),
             // Every subscriber comes from 127.0.0.1.
             ("HERALD_MAX_STREAMS_PER_CLIENT", "20000"),
+            // Each stream comes without a cookie, so each mints a session.
+            ("HERALD_SESSION_MINT_RATE", "1000000"),
             ("RUST_LOG", "herald=info"),
         ],
     )

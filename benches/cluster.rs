@@ -143,6 +143,8 @@ async fn start_instance(redis_url: Option<&str>, queue_len: &str) -> RunningBina
         ("HERALD_MAX_SUBSCRIBERS", "5000"),
         // Every subscriber comes from 127.0.0.1.
         ("HERALD_MAX_STREAMS_PER_CLIENT", "5000"),
+        // Each stream comes without a cookie, so each mints a session.
+        ("HERALD_SESSION_MINT_RATE", "1000000"),
         // The default 10,000 events/s is a guard for production; here it would be the limit.
         ("HERALD_MAX_PUBLISH_RATE", "1000000"),
         ("HERALD_QUEUE_LEN", queue_len),

@@ -466,6 +466,8 @@ impl Server {
                         ("HERALD_MAX_SUBSCRIBERS", "1000000"),
                         // Every subscriber comes from 127.0.0.1.
                         ("HERALD_MAX_STREAMS_PER_CLIENT", "1000000"),
+                        // Each stream comes without a cookie, so each mints a session.
+                        ("HERALD_SESSION_MINT_RATE", "1000000"),
                         ("HERALD_MAX_PUBLISH_RATE", "1000000"),
                         // Herald's own lines (streams opened and closed), as in production.
                         ("RUST_LOG", "herald=info"),

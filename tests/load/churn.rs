@@ -41,6 +41,8 @@ async fn twenty_thousand_connect_disconnect_cycles_leave_no_subscriber_and_no_gr
             // Every cycle comes from 127.0.0.1, and a hung-up stream counts until the next
             // keep-alive finds it gone: the per-client cap is not what this test measures.
             ("HERALD_MAX_STREAMS_PER_CLIENT", "20000"),
+            // Each stream comes without a cookie, so each mints a session.
+            ("HERALD_SESSION_MINT_RATE", "1000000"),
             ("RUST_LOG", "herald=info"),
             // One malloc arena: with one per thread, glibc's RSS steps by up to 10% as arenas
             // grow, which would hide a leak or fake one. A leak grows with cycles either way.

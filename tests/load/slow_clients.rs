@@ -18,6 +18,8 @@ async fn two_hundred_subscribers_that_never_read_do_not_slow_a_fast_one_or_grow_
             ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
             ("HERALD_PUBLISH_TOKEN", TOKEN),
             ("HERALD_QUEUE_LEN", "32"),
+            // Each stream comes without a cookie, so each mints a session.
+            ("HERALD_SESSION_MINT_RATE", "1000000"),
             ("RUST_LOG", "herald=info"),
         ],
     )
