@@ -6,10 +6,19 @@ use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use axum_extra::extract::cookie::Key;
 use clap::Parser;
+use ipnet::IpNet;
 
 use super::{
-    hub::HubSettings, jobs::JobSettings, metrics::Metrics, open_files, routes::publish::PublishSettings,
-    serve::ServeSettings, session::SessionSettings, signature::CallbackSettings, sse::StreamSettings,
+    client::{ClientRate, TrustedProxies},
+    hub::HubSettings,
+    jobs::JobSettings,
+    metrics::Metrics,
+    open_files,
+    routes::publish::PublishSettings,
+    serve::ServeSettings,
+    session::SessionSettings,
+    signature::CallbackSettings,
+    sse::StreamSettings,
 };
 
 /// How log lines are written.
@@ -100,10 +109,27 @@ pub struct Config {
     #[arg(long, env = "HERALD_MAX_SUBSCRIBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_subscribers: u32,
 
-    /// How many event streams one client address may hold open at once; past it, `429` with
-    /// `Retry-After`. Behind a proxy every client has the proxy's address: raise it there.
+    /// Proxies whose `X-Forwarded-For` names the client, comma-separated: CIDR ranges such as
+    /// `172.28.0.0/16`, or single addresses. From them, the client is the rightmost forwarded
+    /// address that is not itself a trusted proxy; from any other peer the header is ignored.
+    /// None by default: behind a proxy, every client would otherwise count as the proxy.
+    #[arg(long, env = "HERALD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy_range)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// How many event streams one client may hold open at once; past it, `429` with
+    /// `Retry-After`. Every per-client limit counts an IPv4 address, or an IPv6 /64.
     #[arg(long, env = "HERALD_MAX_STREAMS_PER_CLIENT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams_per_client: u32,
+
+    /// How many new sessions one client may be given a minute (and at once): a request without
+    /// a session cookie gets one. Past it, `429` with `Retry-After`.
+    #[arg(long, env = "HERALD_SESSION_MINT_RATE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_mint_rate: u32,
+
+    /// How many jobs one client may start a minute (and at once), whatever its sessions; past
+    /// it, `Start job` answers `429` with `Retry-After`.
+    #[arg(long, env = "HERALD_JOB_START_RATE", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub job_start_rate: u32,
 
     /// How many topics one `/events` connection may follow.
     #[arg(long, env = "HERALD_MAX_TOPICS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
@@ -126,8 +152,9 @@ pub struct Config {
     #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
 
-    /// How many jobs the server keeps (running, or finished and still listed); when all are
-    /// running, `Start job` answers `503` with `Retry-After`.
+    /// How many jobs the server keeps (running, or finished and still listed). When it is full,
+    /// a new job takes the place of its own session's oldest finished one, never another
+    /// session's; without one, `Start job` answers `503` with `Retry-After`.
     #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_jobs: u32,
 
@@ -291,6 +318,20 @@ impl Config {
         }
     }
 
+    pub(crate) fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies::new(&self.trusted_proxies)
+    }
+
+    pub(crate) fn session_mint_rate(&self) -> ClientRate {
+        let rate = NonZeroU32::new(self.session_mint_rate).expect("clap keeps it above zero");
+        ClientRate::per_minute(rate, "new sessions", "HERALD_SESSION_MINT_RATE")
+    }
+
+    pub(crate) fn job_start_rate(&self) -> ClientRate {
+        let rate = NonZeroU32::new(self.job_start_rate).expect("clap keeps it above zero");
+        ClientRate::per_minute(rate, "job starts", "HERALD_JOB_START_RATE")
+    }
+
     /// `None` while no callback secret is set: callbacks are disabled.
     pub(crate) fn callback_settings(&self) -> Option<CallbackSettings> {
         let secret = self.callback_secret.clone()?;
@@ -311,6 +352,7 @@ impl Config {
             keys,
             lifetime: self.session_lifetime,
             secure: self.public_origin.as_deref().is_some_and(|origin| origin.starts_with("https://")),
+            mint_rate: self.session_mint_rate(),
         }
     }
 
@@ -353,6 +395,14 @@ fn origin(text: &str) -> Result<String, String> {
         Some(port) => format!("{scheme}://{host}:{port}"),
         None => format!("{scheme}://{host}"),
     })
+}
+
+/// A trusted proxy: a CIDR range, or a single address (a range of one).
+fn proxy_range(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is neither a CIDR range (such as 10.0.0.0/8) nor an address"))
 }
 
 /// A human duration such as `15s` or `250ms` that is not zero (a zero interval would spin).
@@ -419,6 +469,23 @@ mod tests {
             ["app.example", "ftp://app.example", "https://app.example/path", "https://user@app.example", ""]
         {
             assert!(origin(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_or_single_addresses_and_anything_else_is_refused() {
+        let parsed =
+            Config::try_parse_from(["herald", "--trusted-proxies", "172.28.0.0/16, 10.0.0.1,fd00::/8"])
+                .unwrap()
+                .trusted_proxies;
+        let expected: Vec<IpNet> =
+            ["172.28.0.0/16", "10.0.0.1/32", "fd00::/8"].iter().map(|range| range.parse().unwrap()).collect();
+        assert_eq!(parsed, expected);
+
+        for bad in ["10.0.0.0/33", "nginx", "10.0.0.0/8;", ""] {
+            let refused =
+                Config::try_parse_from(["herald", "--trusted-proxies", bad]).unwrap_err().to_string();
+            assert!(refused.contains("neither a CIDR range"), "{bad:?}: {refused}");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! router from a [`Config`], and serves until told to stop.
 
 pub(crate) mod bearer;
+pub(crate) mod client;
 pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod csrf;

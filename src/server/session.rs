@@ -18,7 +18,7 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use sha2::{Digest, Sha256};
 
-use super::{error::ApiError, event::Topic, random};
+use super::{client::ClientRate, error::ApiError, event::Topic, random};
 
 /// The cookie's name over plain http.
 const COOKIE: &str = "herald_session";
@@ -34,6 +34,8 @@ pub(crate) struct SessionSettings {
     pub lifetime: Duration,
     /// Mark cookies `Secure` (and name them with `__Host-`): the public origin is https.
     pub secure: bool,
+    /// How many sessions one client may be given a minute.
+    pub mint_rate: ClientRate,
 }
 
 /// What session cookies are made with (a sub-state).
@@ -170,6 +172,9 @@ pub(crate) async fn ensure_session(
     if let Some(found) = sessions.read(request.headers(), now) {
         return sessions.serve(found, request, next, now).await;
     }
+    if let Err(refusal) = sessions.0.mint_rate.admit(&request) {
+        return refusal.into_response();
+    }
     let session = Session::issue(now);
     sessions.serve((session, SetCookie::Yes), request, next, now).await
 }
@@ -212,6 +217,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::server::config::Config;
 
     const OLD_KEY: &str = "the key that signed sessions until today";
     const NEW_KEY: &str = "the key that signs sessions from today on";
@@ -225,6 +231,7 @@ mod tests {
             keys: keys.iter().map(|key| Key::derive_from(key.as_bytes())).collect(),
             lifetime,
             secure,
+            mint_rate: Config::defaults().session_mint_rate(),
         })
     }
 

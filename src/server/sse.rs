@@ -6,7 +6,7 @@
 //! framed once by the hub and the same bytes go to every subscriber, where an `Event` would be
 //! copied and re-serialised for each one.
 
-use std::{collections::HashMap, convert::Infallible, net::IpAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    client::{ClientAddr, ClientGroup},
     error::ApiError,
     event::{self, EventName},
     metrics::RouteLabel,
@@ -40,7 +41,7 @@ pub(crate) struct StreamSettings {
     pub retry: Duration,
     /// How many streams may be open at once.
     pub max_streams: usize,
-    /// How many of them one client address may hold.
+    /// How many of them one client (one [`ClientGroup`]) may hold.
     pub max_streams_per_client: usize,
     /// How many topics one `/events` connection may follow.
     pub max_topics: usize,
@@ -51,8 +52,8 @@ pub(crate) struct StreamSettings {
 pub(crate) struct Streams {
     settings: StreamSettings,
     slots: Arc<Semaphore>,
-    /// Open streams per client address; an address leaves the map with its last stream.
-    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Open streams per client; a client leaves the map with its last stream.
+    per_client: Arc<Mutex<HashMap<ClientGroup, usize>>>,
     /// Open streams by route, for the metrics.
     by_route: Family<RouteLabel, Gauge>,
     /// The last event of every stream when the server shuts down, framed once. It has no id, so
@@ -69,11 +70,11 @@ pub(crate) struct Slot {
     _share: ClientShare,
 }
 
-/// One stream of one client address, counted until dropped.
+/// One stream of one client, counted until dropped.
 #[derive(Debug)]
 struct ClientShare {
-    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    client: IpAddr,
+    per_client: Arc<Mutex<HashMap<ClientGroup, usize>>>,
+    client: ClientGroup,
 }
 
 impl Drop for ClientShare {
@@ -109,10 +110,10 @@ impl Streams {
         self.settings.max_topics
     }
 
-    /// Takes a place for one more stream of `client`: 429 when that address holds its share,
-    /// 503 when the server holds its maximum.
-    pub(crate) fn reserve(&self, client: IpAddr) -> Result<Slot, ApiError> {
-        let share = self.take_share(client)?;
+    /// Takes a place for one more stream of `client`: 429 when its group (its IPv4 address, or
+    /// its IPv6 /64) holds its share, 503 when the server holds its maximum.
+    pub(crate) fn reserve(&self, client: ClientAddr) -> Result<Slot, ApiError> {
+        let share = self.take_share(client.group())?;
         let permit = Arc::clone(&self.slots).try_acquire_owned().map_err(|_| ApiError::Busy {
             message: format!("the server holds its maximum of {} streams", self.settings.max_streams),
             retry_after: RETRY_AFTER_FULL,
@@ -120,7 +121,7 @@ impl Streams {
         Ok(Slot { _permit: permit, _share: share })
     }
 
-    fn take_share(&self, client: IpAddr) -> Result<ClientShare, ApiError> {
+    fn take_share(&self, client: ClientGroup) -> Result<ClientShare, ApiError> {
         let mut per_client = self.per_client.lock();
         let open = per_client.entry(client).or_default();
         if *open >= self.settings.max_streams_per_client {
@@ -272,7 +273,7 @@ mod tests {
     #[test]
     fn a_client_holds_at_most_its_share_of_streams_and_a_closed_one_frees_its_place() {
         let streams = streams(10, 2);
-        let (one, two) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into());
+        let (one, two) = (ClientAddr([127, 0, 0, 1].into()), ClientAddr([127, 0, 0, 2].into()));
         let first = streams.reserve(one);
         let _second = streams.reserve(one);
 
@@ -285,11 +286,15 @@ mod tests {
     #[test]
     fn the_server_wide_limit_answers_503_and_frees_the_clients_share() {
         let streams = streams(1, 5);
-        let client = [127, 0, 0, 1].into();
+        let client = ClientAddr([127, 0, 0, 1].into());
         let _held = streams.reserve(client);
 
         assert_eq!(outcome(&streams.reserve(client)), "503");
-        assert_eq!(streams.per_client.lock().get(&client), Some(&1), "the refused stream kept its share");
+        assert_eq!(
+            streams.per_client.lock().get(&client.group()),
+            Some(&1),
+            "the refused stream kept its share"
+        );
     }
 
     #[test]

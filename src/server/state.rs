@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    client::{ClientRate, TrustedProxies},
     clock::{self, Clock},
     config::Config,
     csrf::PageOrigin,
@@ -34,6 +35,8 @@ pub(crate) struct AppState {
     page_origin: PageOrigin,
     readiness: Readiness,
     metrics: Metrics,
+    trusted_proxies: TrustedProxies,
+    job_starts: ClientRate,
     #[from_ref(skip)]
     cors_allow_origins: Vec<axum::http::HeaderValue>,
     body_limit: BodyLimit,
@@ -85,6 +88,8 @@ impl AppState {
             sessions: Sessions::new(config.session_settings()),
             page_origin: PageOrigin::new(config.public_origin.clone()),
             metrics_apart: config.metrics_addr.is_some(),
+            trusted_proxies: config.trusted_proxies(),
+            job_starts: config.job_start_rate(),
             jobs: JobService::new(
                 config.job_settings(callback_base),
                 Arc::clone(&hub),
@@ -126,5 +131,13 @@ impl AppState {
 
     pub(crate) fn metrics_apart(&self) -> bool {
         self.metrics_apart
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
+    }
+
+    pub(crate) fn job_starts(&self) -> &ClientRate {
+        &self.job_starts
     }
 }

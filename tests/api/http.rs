@@ -78,18 +78,24 @@ async fn events_allow_no_other_origin_by_default_and_exactly_the_listed_ones_whe
 }
 
 #[tokio::test]
-async fn each_request_logs_one_line_with_its_id_and_each_stream_its_open_and_close() {
+async fn each_request_logs_one_line_with_its_id_and_client_and_each_stream_its_open_and_close() {
     let server = RunningBinary::start(
         env!("CARGO_BIN_EXE_herald"),
         &[
             ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
             ("HERALD_KEEP_ALIVE", "100ms"),
+            ("HERALD_TRUSTED_PROXIES", "127.0.0.1"),
             ("RUST_LOG", "herald=info,tower_http=info"),
         ],
     )
     .await;
     let http = reqwest::Client::new();
-    http.get(format!("{}/healthz", server.url)).header("x-request-id", "ping-1").send().await.unwrap();
+    http.get(format!("{}/healthz", server.url))
+        .header("x-request-id", "ping-1")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
     let stream =
         http.get(format!("{}/remote", server.url)).header("x-request-id", "stream-1").send().await.unwrap();
     let mut events = eventsource_stream::Eventsource::eventsource(stream.bytes_stream());
@@ -111,7 +117,9 @@ async fn each_request_logs_one_line_with_its_id_and_each_stream_its_open_and_clo
         ping[0].contains("path=/healthz") && ping[0].contains("status=200") && ping[0].contains("latency="),
         "{log}"
     );
+    assert!(ping[0].contains("client=203.0.113.9"), "the forwarded client is logged: {log}");
     let stream = lines("id=stream-1");
+    assert!(stream.iter().all(|line| line.contains("client=127.0.0.1")), "{log}");
     assert!(stream.iter().any(|line| line.contains("stream opened")), "{log}");
     assert!(stream.iter().any(|line| line.contains("stream closed") && line.contains("seconds=")), "{log}");
 }

@@ -1,6 +1,7 @@
 //! Herald over real sockets: each test starts its own server on 127.0.0.1 port 0.
 
 mod callbacks;
+mod clients;
 mod cluster;
 mod conformance;
 mod connections;

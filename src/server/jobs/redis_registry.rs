@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use redis::Script;
 
-use super::registry::{new_running_job, FinishError, StartError};
+use super::registry::{new_running_job, FinishError, StartError, KEEP_FINISHED, LISTED_PER_SESSION};
 use crate::protocol::{JobStatus, JobView};
 use crate::server::{
     event::Topic,
@@ -19,12 +19,6 @@ use crate::server::{
 
 const JOB_PREFIX: &str = "herald:job:";
 const RUNNING: &str = "herald:jobs-running";
-
-/// How long a finished job stays listed.
-const KEEP_FINISHED: Duration = Duration::from_secs(3600);
-
-/// How many jobs a session's list holds at most, newest first.
-const LISTED_PER_SESSION: usize = 50;
 
 pub(crate) struct RedisRegistry {
     redis: Redis,

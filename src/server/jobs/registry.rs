@@ -1,10 +1,16 @@
 //! The job registry in memory (the default): which session started which job, and how each
 //! one ended.
 //!
-//! Bounded: past `max_jobs`, starting a job forgets the oldest finished one, and when every job
-//! is still running a new one is refused.
+//! Bounded, and no session's jobs make room for another's: a finished job is forgotten
+//! [`KEEP_FINISHED`] after it ends, and a session's new job forgets that session's own oldest
+//! finished job when the session lists [`LISTED_PER_SESSION`] jobs, or when the registry holds
+//! `max_jobs`; a session with no finished job to give up is refused while the registry is full.
 
-use std::{collections::HashMap, fmt, time::Instant};
+use std::{
+    collections::HashMap,
+    fmt,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use parking_lot::Mutex;
@@ -43,6 +49,12 @@ impl fmt::Display for StartError {
     }
 }
 
+/// How long a finished job stays listed (in either registry).
+pub(super) const KEEP_FINISHED: Duration = Duration::from_secs(3600);
+
+/// How many jobs a session's list holds at most, newest first (in either registry).
+pub(super) const LISTED_PER_SESSION: usize = 50;
+
 /// A job that starts now, with a fresh random id: what either registry registers.
 pub(crate) fn new_running_job() -> JobView {
     JobView {
@@ -57,38 +69,53 @@ pub(crate) fn new_running_job() -> JobView {
 pub(crate) struct MemoryRegistry {
     max_jobs: usize,
     max_per_session: usize,
+    /// How long a finished job is kept: [`KEEP_FINISHED`], shorter in tests.
+    keep_finished: Duration,
     jobs: Mutex<HashMap<String, Job>>,
 }
 
 struct Job {
     session: Topic,
     started: Instant,
+    finished: Option<Instant>,
     view: JobView,
 }
 
 impl MemoryRegistry {
     pub(crate) fn new(max_jobs: usize, max_per_session: usize) -> Self {
-        Self { max_jobs, max_per_session, jobs: Mutex::default() }
+        Self::keeping_finished_jobs_for(KEEP_FINISHED, max_jobs, max_per_session)
+    }
+
+    fn keeping_finished_jobs_for(keep_finished: Duration, max_jobs: usize, max_per_session: usize) -> Self {
+        Self { max_jobs, max_per_session, keep_finished, jobs: Mutex::default() }
     }
 
     /// Registers a running job for the session whose private topic is `session`.
     pub(crate) fn start(&self, session: Topic) -> Result<JobView, StartError> {
         let mut jobs = self.jobs.lock();
-        let running = jobs.values().filter(|job| job.session == session && !job.view.status.is_finished());
-        if running.count() >= self.max_per_session {
+        let (mut listed, mut running) = (0, 0);
+        for job in jobs.values().filter(|job| job.session == session) {
+            listed += 1;
+            running += usize::from(!job.view.status.is_finished());
+        }
+        if running >= self.max_per_session {
             return Err(StartError::SessionBusy { limit: self.max_per_session });
         }
+        if listed >= LISTED_PER_SESSION {
+            forget_oldest_finished(&mut jobs, &session);
+        }
         if jobs.len() >= self.max_jobs {
-            let oldest_finished = jobs
-                .iter()
-                .filter(|(_, job)| job.view.status.is_finished())
-                .min_by_key(|(_, job)| job.started)
-                .map(|(id, _)| id.clone())
-                .ok_or(StartError::Full)?;
-            jobs.remove(&oldest_finished);
+            let now = Instant::now();
+            jobs.retain(|_, job| job.finished.is_none_or(|at| now.duration_since(at) < self.keep_finished));
+        }
+        if jobs.len() >= self.max_jobs && !forget_oldest_finished(&mut jobs, &session) {
+            return Err(StartError::Full);
         }
         let view = new_running_job();
-        jobs.insert(view.id.clone(), Job { session, started: Instant::now(), view: view.clone() });
+        jobs.insert(
+            view.id.clone(),
+            Job { session, started: Instant::now(), finished: None, view: view.clone() },
+        );
         Ok(view)
     }
 
@@ -104,8 +131,10 @@ impl MemoryRegistry {
         if job.view.status.is_finished() {
             return Err(FinishError::AlreadyFinished);
         }
+        let now = Instant::now();
+        job.finished = Some(now);
         job.view.status = status;
-        job.view.took_ms = Some(job.started.elapsed().as_millis() as u64);
+        job.view.took_ms = Some(now.duration_since(job.started).as_millis() as u64);
         job.view.result = Some(result);
         Ok((job.session.clone(), job.view.clone()))
     }
@@ -122,6 +151,16 @@ impl MemoryRegistry {
         views.sort_by_key(|view| std::cmp::Reverse(view.started_at));
         views
     }
+}
+
+/// Forgets the oldest finished job of `session`; false when it has none.
+fn forget_oldest_finished(jobs: &mut HashMap<String, Job>, session: &Topic) -> bool {
+    let oldest = jobs
+        .iter()
+        .filter(|(_, job)| &job.session == session && job.view.status.is_finished())
+        .min_by_key(|(_, job)| job.started)
+        .map(|(id, _)| id.clone());
+    oldest.is_some_and(|id| jobs.remove(&id).is_some())
 }
 
 #[cfg(test)]
@@ -160,17 +199,54 @@ mod tests {
         assert_eq!(jobs.of_session(&session("a")), vec![mine]);
     }
 
+    fn ids(jobs: &MemoryRegistry, of: &str) -> Vec<String> {
+        jobs.of_session(&session(of)).into_iter().map(|job| job.id).collect()
+    }
+
     #[test]
-    fn a_full_registry_forgets_the_oldest_finished_job_or_refuses() {
+    fn a_full_registry_forgets_the_sessions_own_oldest_finished_job_or_refuses() {
         let jobs = MemoryRegistry::new(2, 10);
         let old = start(&jobs, session("a")).unwrap();
         let running = start(&jobs, session("a")).unwrap();
         jobs.finish(&old.id, JobStatus::Done, "ok".into()).unwrap();
 
         let new = start(&jobs, session("a")).unwrap();
-        let ids: Vec<_> = jobs.of_session(&session("a")).into_iter().map(|job| job.id).collect();
+        let ids = ids(&jobs, "a");
         assert!(ids.contains(&running.id) && ids.contains(&new.id) && !ids.contains(&old.id), "{ids:?}");
         assert_eq!(start(&jobs, session("b")), Err(StartError::Full));
+    }
+
+    #[test]
+    fn ten_thousand_starts_of_one_session_leave_another_sessions_finished_jobs_listed() {
+        let jobs = MemoryRegistry::new(100, 5);
+        let theirs = start(&jobs, session("victim")).unwrap();
+        jobs.finish(&theirs.id, JobStatus::Done, "mine".into()).unwrap();
+
+        for _ in 0..10_000 {
+            let job = start(&jobs, session("flood")).expect("the flood makes room with its own jobs");
+            jobs.finish(&job.id, JobStatus::Done, "x".into()).unwrap();
+        }
+
+        assert_eq!(ids(&jobs, "victim"), vec![theirs.id]);
+        assert_eq!(ids(&jobs, "flood").len(), LISTED_PER_SESSION);
+    }
+
+    #[test]
+    fn a_registry_full_of_other_sessions_finished_jobs_refuses_until_their_time_is_up() {
+        let jobs = MemoryRegistry::new(2, 5);
+        for _ in 0..2 {
+            let job = start(&jobs, session("a")).unwrap();
+            jobs.finish(&job.id, JobStatus::Done, "ok".into()).unwrap();
+        }
+        assert_eq!(start(&jobs, session("b")), Err(StartError::Full));
+
+        let expiring = MemoryRegistry::keeping_finished_jobs_for(Duration::ZERO, 2, 5);
+        for _ in 0..2 {
+            let job = start(&expiring, session("a")).unwrap();
+            expiring.finish(&job.id, JobStatus::Done, "ok".into()).unwrap();
+        }
+        start(&expiring, session("b")).expect("finished jobs whose time is up make room for anyone");
+        assert_eq!(ids(&expiring, "a"), Vec::<String>::new());
     }
 
     #[test]

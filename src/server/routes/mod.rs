@@ -17,7 +17,10 @@ use axum::{
     routing::{get, on, post, MethodFilter},
     Router,
 };
-use leptos::{context::provide_context, server_fn::axum::server_fn_paths};
+use leptos::{
+    context::provide_context,
+    server_fn::{axum::server_fn_paths, ServerFn},
+};
 use tower::util::option_layer;
 use tower_http::{
     compression::{
@@ -31,8 +34,15 @@ use tower_http::{
     LatencyUnit,
 };
 
-use super::{csrf, session, state::AppState};
-use crate::app::{not_found, shell};
+use super::{
+    client::{self, ClientAddr},
+    csrf, session,
+    state::AppState,
+};
+use crate::{
+    app::{not_found, shell},
+    jobs::StartJob,
+};
 
 pub(crate) fn router(state: AppState) -> Router {
     // Leptos renders and resolves resources on its global executor. Setting it again (one test
@@ -66,13 +76,21 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.sessions().clone(), session::find_session));
     // Each server function at its own path and method, so that any other path under /api is a
     // plain 404 like everywhere else. A call from another site is refused before its session is
-    // even read, and one without a session gets 401.
+    // even read, and one without a session gets 401. Starting a job is limited per client,
+    // whatever the session.
     let server_functions = server_fn_paths()
         .fold(Router::new(), |routes, (path, method)| {
             let provide_jobs = provide_jobs.clone();
             let handler = move |request| leptos_axum::handle_server_fns_with_context(provide_jobs, request);
             let method = MethodFilter::try_from(method).expect("server functions use standard methods");
-            routes.route(path, on(method, handler))
+            let route = on(method, handler);
+            match path == StartJob::PATH {
+                true => routes.route(
+                    path,
+                    route.layer(middleware::from_fn_with_state(state.job_starts().clone(), client::limit)),
+                ),
+                false => routes.route(path, route),
+            }
         })
         .layer(middleware::from_fn(session::require_session))
         .layer(middleware::from_fn_with_state(state.sessions().clone(), session::find_session))
@@ -95,15 +113,19 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        // One line per request at info, with its id; nothing per event.
+        // One line per request at info, with its id and its client; nothing per event.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
                     let id = request.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id = %id)
+                    let client = request.extensions().get::<ClientAddr>().map(|client| client.0);
+                    let client = tracing::field::display(client.map_or_else(|| "-".to_owned(), |ip| ip.to_string()));
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id = %id, client)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
         )
+        // Once per request, before anything logs or limits by client.
+        .layer(middleware::map_request_with_state(state.trusted_proxies().clone(), client::resolve))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)

@@ -1,38 +1,35 @@
 //! What both stream routes read from a request: the caller's session if it has one, the query
 //! string, and the point the client asks to resume from.
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::{
-    extract::{rejection::ExtensionRejection, ConnectInfo, FromRequestParts},
+    extract::{rejection::ExtensionRejection, FromRequestParts},
     http::{request::Parts, HeaderMap},
     Extension,
 };
 
-use crate::server::session::Session;
+use crate::server::{client::ClientAddr, session::Session};
 
 pub(crate) struct StreamRequest {
     /// `None` for a client without a session cookie (curl, say): it follows public topics only.
     pub session: Option<Session>,
-    /// The address the connection comes from, which the per-client stream limit counts.
-    pub client: IpAddr,
+    /// Who the request comes from, which the per-client stream limit counts.
+    pub client: ClientAddr,
     pub query: String,
     /// The id after which the client wants events, if it named one.
     pub resume: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for StreamRequest {
-    /// Only if the route was served without the accept loop that records the client's address:
-    /// a bug, answered with 500.
+    /// Only if the route was served without the client middleware, which resolves the client's
+    /// address from the peer's that the accept loop records: a bug, answered with 500.
     type Rejection = ExtensionRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let session = parts.extensions.get::<Session>().cloned();
-        let Extension(ConnectInfo(peer)) =
-            Extension::<ConnectInfo<SocketAddr>>::from_request_parts(parts, state).await?;
+        let Extension(client) = Extension::<ClientAddr>::from_request_parts(parts, state).await?;
         let query = parts.uri.query().unwrap_or("").to_owned();
         let resume = resume_point(&parts.headers, &query);
-        Ok(Self { session, client: peer.ip(), query, resume })
+        Ok(Self { session, client, query, resume })
     }
 }
 
