@@ -11,6 +11,10 @@
 //! a gap or a duplicate. A publisher never waits: a subscriber whose queue is full is dropped
 //! from the hub, its stream ends after what it already holds, and its client resumes with
 //! `Last-Event-ID`.
+//!
+//! A replay is bounded (`max_replay_events`, `max_replay_bytes`: past them a
+//! `replay-too-large` reset), and only `max_concurrent_replays` are read at once, so that a
+//! crowd of resumes cannot crowd out publishing.
 
 mod fanout;
 mod memory;
@@ -240,8 +244,9 @@ impl Hub {
 
     /// Subscribes to `topics`. With `last_event_id`, the subscription opens with every missed
     /// event of those topics still in the history, or with an `event: reset` when that cannot be
-    /// exact; either way live events follow without a gap or a duplicate. While Redis is
-    /// unavailable the opening waits for it, and the stream stays open meanwhile.
+    /// exact or would pass a replay's bounds; either way live events follow without a gap or a
+    /// duplicate. The opening waits its turn among the replays being read, and while Redis is
+    /// unavailable it waits for Redis; the stream stays open meanwhile.
     pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
         let (key, receiver) = self.fanout.join(topics.clone(), self.settings.queue_len);
         let membership = Membership { hub: Arc::clone(self), key };

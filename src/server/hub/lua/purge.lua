@@ -11,6 +11,7 @@ local cutoff = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) -
 local most = tonumber(ARGV[3])
 local watermark = tonumber(redis.call('GET', KEYS[2]) or '0')
 local total = tonumber(redis.call('GET', KEYS[5]) or '0')
+local total_read = total
 local forgotten = 0
 
 -- Forgets one topic; answers how many events it held.
@@ -44,9 +45,13 @@ while forgotten < most and total > tonumber(ARGV[4]) do
   if #oldest == 0 then break end
   evicted = evicted + forget(oldest[1])
 end
+-- With no topic left nothing is held, whatever a key evicted by Redis's own memory policy left
+-- the count at.
 if total < 0 or redis.call('ZCARD', KEYS[3]) == 0 then total = 0 end
 if forgotten > 0 then
   redis.call('SET', KEYS[2], string.format('%d', watermark), 'PX', ARGV[5])
+end
+if total ~= total_read then
   redis.call('SET', KEYS[5], string.format('%d', total), 'PX', ARGV[5])
 end
 return {forgotten, evicted, total}
