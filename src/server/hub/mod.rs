@@ -742,6 +742,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_history_counts_an_event_at_the_size_it_is_sent_with_each_line_break_framed() {
+        let hub = Hub::new(1, settings());
+        // 100 line breaks are 101 `data: ` lines of 7 bytes, after `id: 1-1\n` and before `\n`.
+        publish(&hub, "a", &"\n".repeat(100)).await;
+        assert_eq!(hub.stats.history_bytes.get(), 8 + 101 * 7 + 1);
+    }
+
+    #[tokio::test]
     async fn past_the_bound_on_every_history_together_the_oldest_events_of_any_topic_go_first() {
         // Each frame is 24 bytes; the bound holds four.
         let hub = Hub::new(1, HubSettings { history_total_bytes: 100, ..settings() });
