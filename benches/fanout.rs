@@ -153,7 +153,16 @@ struct HeraldFanOut {
 
 impl HeraldFanOut {
     fn new(subscribers: usize) -> Self {
-        let settings = HubSettings { history_len: 16, history_age: Duration::from_secs(600), queue_len: 16 };
+        let settings = HubSettings {
+            history_len: 16,
+            history_age: Duration::from_secs(600),
+            history_bytes: 1 << 20,
+            history_total_bytes: 1 << 30,
+            max_replay_events: 1024,
+            max_replay_bytes: 1 << 20,
+            max_concurrent_replays: 4,
+            queue_len: 16,
+        };
         let hub = Hub::new(1, settings);
         let topic = Topic::parse("bench").unwrap();
         let bodies = (0..subscribers)

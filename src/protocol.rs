@@ -90,6 +90,9 @@ pub enum ResetReason {
     UnknownId,
     /// Events after the id have already left the history.
     Expired,
+    /// More events (or bytes) were missed than one replay may carry (`--max-replay-events`,
+    /// `--max-replay-bytes`).
+    ReplayTooLarge,
 }
 
 impl ResetReason {
@@ -101,6 +104,7 @@ impl ResetReason {
             Self::OtherIncarnation => "other-incarnation",
             Self::UnknownId => "unknown-id",
             Self::Expired => "expired",
+            Self::ReplayTooLarge => "replay-too-large",
         }
     }
 
@@ -110,6 +114,7 @@ impl ResetReason {
             Self::OtherIncarnation => "the Last-Event-ID comes from an earlier run of the server",
             Self::UnknownId => "the Last-Event-ID is ahead of every event published",
             Self::Expired => "events after the Last-Event-ID have left the history",
+            Self::ReplayTooLarge => "more events were missed than one replay carries",
         }
     }
 }
@@ -214,6 +219,7 @@ mod tests {
             ResetReason::OtherIncarnation,
             ResetReason::UnknownId,
             ResetReason::Expired,
+            ResetReason::ReplayTooLarge,
         ] {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
         }

@@ -101,6 +101,31 @@ pub struct Config {
     #[arg(long, env = "HERALD_HISTORY_AGE", default_value = "10m", value_parser = positive_duration)]
     pub history_age: Duration,
 
+    /// How many bytes (of SSE frames, as sent) each topic's history keeps at most; the oldest
+    /// events leave first, and the newest one always stays.
+    #[arg(long, env = "HERALD_HISTORY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_bytes: u64,
+
+    /// How many bytes every topic's history together keeps at most (in memory, or in Redis); past
+    /// it, the oldest events leave first (in Redis, the topic published to longest ago).
+    #[arg(long, env = "HERALD_HISTORY_TOTAL_BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub history_total_bytes: u64,
+
+    /// How many missed events one resume may replay; a resume that missed more opens with
+    /// `event: reset` (`replay-too-large`) instead.
+    #[arg(long, env = "HERALD_MAX_REPLAY_EVENTS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_replay_events: u32,
+
+    /// How many bytes of missed events one resume may replay; past it, `event: reset`
+    /// (`replay-too-large`) instead.
+    #[arg(long, env = "HERALD_MAX_REPLAY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_replay_bytes: u64,
+
+    /// How many replays are read at once; more resumes wait their turn, so that thousands of
+    /// clients resuming together cannot crowd out publishing.
+    #[arg(long, env = "HERALD_MAX_CONCURRENT_REPLAYS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_replays: u32,
+
     /// How many events may wait for one slow subscriber before it is disconnected.
     #[arg(long, env = "HERALD_QUEUE_LEN", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub queue_len: u32,
@@ -278,6 +303,11 @@ impl Config {
         HubSettings {
             history_len: self.history_len as usize,
             history_age: self.history_age,
+            history_bytes: self.history_bytes as usize,
+            history_total_bytes: self.history_total_bytes as usize,
+            max_replay_events: self.max_replay_events as usize,
+            max_replay_bytes: self.max_replay_bytes as usize,
+            max_concurrent_replays: self.max_concurrent_replays as usize,
             queue_len: self.queue_len as usize,
         }
     }

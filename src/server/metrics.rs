@@ -76,6 +76,12 @@ pub struct HubStats {
     /// Seconds from a publish to the moment a subscriber's stream hands the event to its
     /// connection, for one delivery in 16 of each subscriber.
     pub(crate) publish_to_write: Histogram,
+    /// Frame bytes held by every topic's history (in memory, or in Redis as this instance last
+    /// saw it).
+    pub history_bytes: Gauge,
+    /// Events that left a history for its byte bounds (`--history-bytes`,
+    /// `--history-total-bytes`) rather than its length or age.
+    pub history_evicted_for_bytes: Counter,
 }
 
 impl Default for HubStats {
@@ -91,6 +97,8 @@ impl Default for HubStats {
             publish_to_write: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_05, 2.0, 17,
             )),
+            history_bytes: Gauge::default(),
+            history_evicted_for_bytes: Counter::default(),
         }
     }
 }
@@ -205,6 +213,16 @@ impl Metrics {
             "herald_publish_to_write_seconds",
             "From a publish to the subscriber's stream handing the event to its connection",
             hub.publish_to_write.clone(),
+        );
+        registry.register(
+            "herald_history_bytes",
+            "Bytes of SSE frames held by every topic's history",
+            hub.history_bytes.clone(),
+        );
+        registry.register(
+            "herald_history_evicted_for_bytes",
+            "Events that left a topic's history for its byte bounds (per topic or in total)",
+            hub.history_evicted_for_bytes.clone(),
         );
         if let Some(redis) = redis {
             registry.register(

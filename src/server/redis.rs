@@ -17,16 +17,23 @@ use redis::{aio::ConnectionManager, AsyncConnectionConfig, Client, RedisError};
 /// script: a second without an answer means Redis is down, not busy.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a resume's replay may take to read: a bounded script (`--max-replay-events`,
+/// `--max-replay-bytes`), but its reply can be a megabyte or more.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Redis did not answer, or answered with an error: nothing was stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unavailable;
 
-/// A handle on Redis (cheap to clone): a multiplexed connection that reconnects by itself, and a
-/// client to open the hub reader's own connection with.
+/// A handle on Redis (cheap to clone): a multiplexed connection that reconnects by itself, one
+/// more for replays, and a client to open the hub reader's own connection with.
 #[derive(Clone)]
 pub(crate) struct Redis {
     client: Client,
     connection: ConnectionManager,
+    /// Replays' own connection: a large reply queued on the shared one would hold up every
+    /// publish behind it until their timeouts said Redis was down.
+    replays: ConnectionManager,
     health: Arc<Health>,
 }
 
@@ -41,22 +48,34 @@ impl Redis {
     /// the connection manager keeps trying in the background.
     pub(crate) fn open(url: &str, up: Gauge) -> Result<Self, RedisError> {
         let client = Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(Duration::from_secs(2))
-            // A request while Redis is down gets its 503 at once (after one retry, 100 ms), not
-            // after the manager's default six retries (about 3 s); the next command tries again.
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let manager = |response_timeout| {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_response_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+                .set_max_delay(Duration::from_secs(2))
+                // A request while Redis is down gets its 503 at once (after one retry, 100 ms),
+                // not after the manager's default six retries (about 3 s); the next command tries
+                // again.
+                .set_number_of_retries(1);
+            ConnectionManager::new_lazy_with_config(client.clone(), config)
+        };
+        let (connection, replays) = (manager(RESPONSE_TIMEOUT)?, manager(REPLAY_TIMEOUT)?);
         // Counted as up until a command says otherwise, so that the first failure is logged.
         up.set(1);
-        Ok(Self { client, connection, health: Arc::new(Health { up: AtomicBool::new(true), gauge: up }) })
+        let health = Arc::new(Health { up: AtomicBool::new(true), gauge: up });
+        Ok(Self { client, connection, replays, health })
     }
 
     /// The shared connection, for one command or script.
     pub(crate) fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    /// The replays' connection. What happens on it is not [`observe`](Self::observe)d: a slow
+    /// or failed replay says nothing about whether a publish would get through, and must not
+    /// turn publishing and `/readyz` away.
+    pub(crate) fn replay_connection(&self) -> ConnectionManager {
+        self.replays.clone()
     }
 
     /// A connection of its own, for a blocking read that must not stall everyone else's

@@ -3,14 +3,19 @@
 //!
 //! A publish delivers to the local subscribers under the same lock that assigns its id, so every
 //! queue receives events in id order.
+//!
+//! A history is bounded by count, age and bytes per topic, and all histories together by bytes:
+//! past that, the oldest event of any topic leaves first, found through an index of each topic's
+//! oldest event, so no publish scans the topics.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     time::Instant,
 };
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 use super::{fanout::Fanout, Gap, HubSettings, KeyReused, Missed, Once, Published};
 use crate::protocol::ResetReason;
@@ -20,6 +25,10 @@ pub(super) struct MemoryLog {
     incarnation: u64,
     settings: HubSettings,
     state: Mutex<State>,
+    /// The frame bytes every history holds, as `herald_history_bytes`.
+    bytes_held: Gauge,
+    /// Events forgotten for a byte bound, as `herald_history_evicted_for_bytes`.
+    evicted_for_bytes: Counter,
 }
 
 #[derive(Default)]
@@ -32,6 +41,11 @@ struct State {
     idle_forgotten_through: u64,
     /// Idempotency keys are scoped per topic, as Stripe scopes them per account.
     idempotency: HashMap<(Topic, IdempotencyKey), Remembered>,
+    /// Every topic with events, by the sequence number of its oldest: the first entry holds the
+    /// oldest event of all, the first to go past `history_total_bytes`.
+    oldest: BTreeMap<u64, Topic>,
+    /// The frame bytes of every history together.
+    bytes: usize,
 }
 
 /// One topic's recent events, oldest first.
@@ -39,6 +53,8 @@ struct History {
     events: VecDeque<Stored>,
     /// The newest of this topic's events that the history has forgotten (0: none yet).
     forgotten_through: u64,
+    /// The frame bytes of `events`.
+    bytes: usize,
 }
 
 struct Stored {
@@ -58,8 +74,14 @@ struct Remembered {
 impl MemoryLog {
     /// A log whose ids start with `incarnation`, a value that differs between runs: see
     /// [`MemoryLog::new_incarnation`].
-    pub(super) fn new(incarnation: u64, settings: HubSettings) -> Self {
-        Self { incarnation, settings, state: Mutex::default() }
+    /// `bytes_held` and `evicted_for_bytes` are the hub's series.
+    pub(super) fn new(
+        incarnation: u64,
+        settings: HubSettings,
+        bytes_held: Gauge,
+        evicted_for_bytes: Counter,
+    ) -> Self {
+        Self { incarnation, settings, state: Mutex::default(), bytes_held, evicted_for_bytes }
     }
 
     /// Tells this run's event ids from an earlier run's: the start time in milliseconds.
@@ -104,23 +126,34 @@ impl MemoryLog {
             events: VecDeque::new(),
             // A topic forgotten for being idle may have had events up to the watermark.
             forgotten_through: idle_forgotten_through,
+            bytes: 0,
         });
+        let first_of_topic = history.events.is_empty();
+        history.bytes += frame.len();
         history.events.push_back(Stored { seq: id.seq, at: now, frame, idempotency_key });
+        state.bytes += history.events.back().expect("just pushed").frame.len();
+        if first_of_topic {
+            state.oldest.insert(id.seq, topic.clone());
+        }
         if let Some((scoped, digest)) = scoped {
             state.idempotency.insert(scoped, Remembered { id, digest });
         }
         self.forget_old(&mut state, &topic, now, fanout);
+        self.forget_past_total(&mut state, fanout);
+        self.bytes_held.set(state.bytes as i64);
         Ok(Published { id, subscribers, duplicate: false })
     }
 
     /// The frames of `topics` after `since`, merged in id order, or why they cannot be told
-    /// exactly: exact when each of `topics` still holds every one of its events after the id.
+    /// exactly: exact when each of `topics` still holds every one of its events after the id, and
+    /// they are within one replay's bounds (`max_replay_events`, `max_replay_bytes`).
     pub(super) fn since(&self, since: EventId, topics: &[Topic], fanout: &Fanout) -> Result<Missed, Gap> {
         let now = Instant::now();
         let mut state = self.state.lock();
         for topic in topics {
             self.forget_old(&mut state, topic, now, fanout);
         }
+        self.bytes_held.set(state.bytes as i64);
         let top = self.id(state.last_seq);
         let gap = |reason| Gap { reason, top };
         if since.incarnation != self.incarnation {
@@ -141,6 +174,10 @@ impl MemoryLog {
             let events = state.histories.get(topic).map(|history| &history.events);
             missed.extend(events.into_iter().flatten().filter(|stored| stored.seq > since.seq));
         }
+        let bytes: usize = missed.iter().map(|stored| stored.frame.len()).sum();
+        if missed.len() > self.settings.max_replay_events || bytes > self.settings.max_replay_bytes {
+            return Err(gap(ResetReason::ReplayTooLarge));
+        }
         missed.sort_unstable_by_key(|stored| stored.seq);
         Ok(Missed { frames: missed.into_iter().map(|stored| stored.frame.clone()).collect(), top })
     }
@@ -159,6 +196,7 @@ impl MemoryLog {
         for topic in topics {
             self.forget_old(&mut state, &topic, now, fanout);
         }
+        self.bytes_held.set(state.bytes as i64);
     }
 
     /// How many topics hold a history or a local subscriber.
@@ -172,28 +210,64 @@ impl MemoryLog {
         EventId { incarnation: self.incarnation, seq }
     }
 
-    /// Trims `topic`'s history to its length and age; a topic left with no event and no
-    /// subscriber is forgotten, and remembered only as the log's idle watermark.
+    /// Trims `topic`'s history to its length, age and bytes (keeping its newest event whatever
+    /// its size); a topic left with no event and no subscriber is forgotten, and remembered only
+    /// as the log's idle watermark.
     fn forget_old(&self, state: &mut State, topic: &Topic, now: Instant, fanout: &Fanout) {
-        let Some(history) = state.histories.get_mut(topic) else {
-            return;
-        };
-        while let Some(oldest) = history.events.front() {
+        while let Some(history) = state.histories.get(topic) {
+            let Some(oldest) = history.events.front() else { break };
             let too_many = history.events.len() > self.settings.history_len;
             let too_old = now.duration_since(oldest.at) > self.settings.history_age;
-            if !(too_many || too_old) {
+            let too_big = history.bytes > self.settings.history_bytes && history.events.len() > 1;
+            if !(too_many || too_old || too_big) {
                 break;
             }
-            let oldest = history.events.pop_front().expect("a front element");
-            history.forgotten_through = oldest.seq;
-            if let Some(key) = oldest.idempotency_key {
-                state.idempotency.remove(&(topic.clone(), key));
+            if !(too_many || too_old) {
+                self.evicted_for_bytes.inc();
             }
+            state.forget_oldest(topic);
         }
+        state.forget_if_idle(topic, fanout);
+    }
+
+    /// Forgets the oldest events of any topic until every history together is within
+    /// `history_total_bytes`.
+    fn forget_past_total(&self, state: &mut State, fanout: &Fanout) {
+        while state.bytes > self.settings.history_total_bytes {
+            let Some((_, topic)) = state.oldest.first_key_value() else { break };
+            let topic = topic.clone();
+            state.forget_oldest(&topic);
+            self.evicted_for_bytes.inc();
+            state.forget_if_idle(&topic, fanout);
+        }
+    }
+}
+
+impl State {
+    /// Forgets the oldest event of `topic`'s history, with its idempotency key, and moves the
+    /// topic's place in the index of oldest events to its next event.
+    fn forget_oldest(&mut self, topic: &Topic) {
+        let Some(history) = self.histories.get_mut(topic) else { return };
+        let Some(oldest) = history.events.pop_front() else { return };
+        history.forgotten_through = oldest.seq;
+        history.bytes -= oldest.frame.len();
+        self.bytes -= oldest.frame.len();
+        if let Some(key) = oldest.idempotency_key {
+            self.idempotency.remove(&(topic.clone(), key));
+        }
+        let indexed = self.oldest.remove(&oldest.seq);
+        if let (Some(next), Some(indexed)) = (history.events.front(), indexed) {
+            self.oldest.insert(next.seq, indexed);
+        }
+    }
+
+    /// Forgets `topic` altogether if it holds no event and has no subscriber here.
+    fn forget_if_idle(&mut self, topic: &Topic, fanout: &Fanout) {
+        let Some(history) = self.histories.get(topic) else { return };
         if history.events.is_empty() && !fanout.is_followed(topic) {
             let forgotten_through = history.forgotten_through;
-            state.histories.remove(topic);
-            state.idle_forgotten_through = state.idle_forgotten_through.max(forgotten_through);
+            self.histories.remove(topic);
+            self.idle_forgotten_through = self.idle_forgotten_through.max(forgotten_through);
         }
     }
 }

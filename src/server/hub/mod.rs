@@ -11,6 +11,10 @@
 //! a gap or a duplicate. A publisher never waits: a subscriber whose queue is full is dropped
 //! from the hub, its stream ends after what it already holds, and its client resumes with
 //! `Last-Event-ID`.
+//!
+//! A replay is bounded (`max_replay_events`, `max_replay_bytes`: past them a
+//! `replay-too-large` reset), and only `max_concurrent_replays` are read at once, so that a
+//! crowd of resumes cannot crowd out publishing.
 
 mod fanout;
 mod memory;
@@ -47,6 +51,16 @@ pub struct HubSettings {
     /// How old an event may grow before its topic's history forgets it; a topic with no event
     /// left and no subscriber is forgotten altogether.
     pub history_age: Duration,
+    /// How many frame bytes each topic's history keeps at most; its newest event always stays.
+    pub history_bytes: usize,
+    /// How many frame bytes every history together keeps at most.
+    pub history_total_bytes: usize,
+    /// How many events one resume may replay before it gets a `replay-too-large` reset instead.
+    pub max_replay_events: usize,
+    /// How many frame bytes one resume may replay before it gets a `replay-too-large` reset.
+    pub max_replay_bytes: usize,
+    /// How many replays are read at once; the others wait.
+    pub max_concurrent_replays: usize,
     /// How many frames may wait for one subscriber before it counts as too slow.
     pub queue_len: usize,
 }
@@ -106,11 +120,15 @@ pub struct Hub {
     /// Whether live events reach this instance's subscribers: at once in memory; with Redis, once
     /// the reader has found its place in the shared log.
     following: tokio::sync::watch::Sender<bool>,
+    /// One permit per replay being read: resumes past `max_concurrent_replays` wait their turn,
+    /// so that a crowd of them cannot crowd out publishing.
+    replays: tokio::sync::Semaphore,
     pub stats: HubStats,
 }
 
 enum Log {
-    Memory(MemoryLog),
+    /// Boxed: its settings and lock make it far larger than the other variant.
+    Memory(Box<MemoryLog>),
     Redis(Arc<RedisLog>),
 }
 
@@ -118,9 +136,16 @@ impl Hub {
     /// A hub on the in-memory log, whose ids start with `incarnation`: see
     /// [`Hub::new_incarnation`].
     pub fn new(incarnation: u64, settings: HubSettings) -> Arc<Self> {
-        let log = Log::Memory(MemoryLog::new(incarnation, settings.clone()));
+        let stats = HubStats::default();
+        let log = Log::Memory(Box::new(MemoryLog::new(
+            incarnation,
+            settings.clone(),
+            stats.history_bytes.clone(),
+            stats.history_evicted_for_bytes.clone(),
+        )));
         let following = tokio::sync::watch::Sender::new(true);
-        Arc::new(Self { log, fanout: Fanout::default(), settings, following, stats: HubStats::default() })
+        let replays = tokio::sync::Semaphore::new(settings.max_concurrent_replays);
+        Arc::new(Self { log, fanout: Fanout::default(), settings, following, replays, stats })
     }
 
     /// A hub on the log in Redis, with its reader following the shared log until `shutdown`.
@@ -130,15 +155,17 @@ impl Hub {
         reader: ReaderStats,
         shutdown: &CancellationToken,
     ) -> Arc<Self> {
-        let (log, publishes) = RedisLog::new(redis, settings.clone());
+        let stats = HubStats::default();
+        let (log, publishes) = RedisLog::new(redis, settings.clone(), &stats);
         let log = Arc::new(log);
         redis::spawn_publisher(Arc::clone(&log), publishes, shutdown.clone());
         let hub = Arc::new(Self {
             log: Log::Redis(Arc::clone(&log)),
             fanout: Fanout::default(),
-            settings,
             following: tokio::sync::watch::Sender::new(false),
-            stats: HubStats::default(),
+            replays: tokio::sync::Semaphore::new(settings.max_concurrent_replays),
+            settings,
+            stats,
         });
         redis::spawn_reader(Arc::clone(&hub), log, reader, shutdown.clone());
         hub
@@ -217,8 +244,9 @@ impl Hub {
 
     /// Subscribes to `topics`. With `last_event_id`, the subscription opens with every missed
     /// event of those topics still in the history, or with an `event: reset` when that cannot be
-    /// exact; either way live events follow without a gap or a duplicate. While Redis is
-    /// unavailable the opening waits for it, and the stream stays open meanwhile.
+    /// exact or would pass a replay's bounds; either way live events follow without a gap or a
+    /// duplicate. The opening waits its turn among the replays being read, and while Redis is
+    /// unavailable it waits for Redis; the stream stays open meanwhile.
     pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
         let (key, receiver) = self.fanout.join(topics.clone(), self.settings.queue_len);
         let membership = Membership { hub: Arc::clone(self), key };
@@ -232,11 +260,16 @@ impl Hub {
         Subscription { opening, receiver, membership }
     }
 
-    /// What a subscription resuming after `raw` opens with, retried until Redis answers.
+    /// What a subscription resuming after `raw` opens with, retried until Redis answers; each
+    /// attempt waits for a replay permit first.
     async fn opening(&self, topics: &[Topic], raw: &str) -> Opening {
         let mut backoff = Backoff::default();
         loop {
-            match self.replay(topics, raw).await {
+            let replayed = {
+                let _permit = self.replays.acquire().await.expect("the semaphore is never closed");
+                self.replay(topics, raw).await
+            };
+            match replayed {
                 Ok(opening) => return opening,
                 Err(Unavailable) => tokio::time::sleep(backoff.next()).await,
             }
@@ -402,8 +435,17 @@ impl Drop for Membership {
 mod tests {
     use super::*;
 
-    fn settings() -> HubSettings {
-        HubSettings { history_len: 100, history_age: Duration::from_secs(600), queue_len: 16 }
+    pub(super) fn settings() -> HubSettings {
+        HubSettings {
+            history_len: 100,
+            history_age: Duration::from_secs(600),
+            history_bytes: 1 << 20,
+            history_total_bytes: 1 << 30,
+            max_replay_events: 1000,
+            max_replay_bytes: 1 << 20,
+            max_concurrent_replays: 4,
+            queue_len: 16,
+        }
     }
 
     fn topic(name: &str) -> Topic {
@@ -641,6 +683,91 @@ mod tests {
 
         let opening = opening(&hub, &["x"], "1-0").await;
         assert!(opening[0].contains("\"reason\":\"expired\""), "{opening:?}");
+    }
+
+    #[tokio::test]
+    async fn a_resume_that_missed_more_than_one_replay_carries_opens_with_a_reset_that_says_so() {
+        // Three events of 17 bytes each ("id: 1-n\ndata: x\n\n").
+        let hub = Hub::new(1, HubSettings { max_replay_events: 2, max_replay_bytes: 100, ..settings() });
+        for _ in 0..3 {
+            publish(&hub, "a", "x").await;
+        }
+        assert_eq!(opening(&hub, &["a"], "1-1").await.len(), 2, "two events are within the bound");
+        let too_many = opening(&hub, &["a"], "1-0").await;
+        assert!(too_many[0].starts_with("id: 1-3\nevent: reset\n"), "{too_many:?}");
+        assert!(too_many[0].contains("\"reason\":\"replay-too-large\""), "{too_many:?}");
+
+        assert_eq!(hub.stats.resets.get(), 1);
+
+        let hub = Hub::new(1, HubSettings { max_replay_bytes: 33, ..settings() });
+        for _ in 0..2 {
+            publish(&hub, "a", "x").await;
+        }
+        let too_big = opening(&hub, &["a"], "1-0").await;
+        assert!(too_big[0].contains("\"reason\":\"replay-too-large\""), "34 bytes: {too_big:?}");
+        assert_eq!(opening(&hub, &["a"], "1-1").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn resumes_past_the_concurrent_replay_limit_wait_their_turn_and_are_not_refused() {
+        let hub = Hub::new(1, HubSettings { max_concurrent_replays: 1, ..settings() });
+        publish(&hub, "a", "missed").await;
+        let busy = hub.replays.acquire().await.unwrap();
+
+        let mut waiting = Box::pin(hub.subscribe(vec![topic("a")], Some("1-0")).into_stream());
+        let waited = tokio::time::timeout(Duration::from_millis(50), waiting.next()).await;
+        assert!(waited.is_err(), "the resume waits while every replay permit is taken");
+
+        drop(busy);
+        assert_eq!(text(&waiting.next().await.unwrap()), "id: 1-1\ndata: missed\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_topic_keeps_no_more_bytes_than_its_bound_and_always_its_newest_event() {
+        // Each frame is 24 bytes ("id: 1-n\ndata: 12345678\n\n").
+        let hub = Hub::new(1, HubSettings { history_bytes: 50, ..settings() });
+        for _ in 0..4 {
+            publish(&hub, "a", "12345678").await;
+        }
+        let kept = opening(&hub, &["a"], "1-2").await;
+        assert_eq!(kept.len(), 2, "two 24-byte frames fit in 50 bytes, not three");
+        assert!(opening(&hub, &["a"], "1-1").await[0].contains("\"reason\":\"expired\""));
+        assert_eq!(hub.stats.history_bytes.get(), 48);
+        assert_eq!(hub.stats.history_evicted_for_bytes.get(), 2);
+
+        let large = "x".repeat(100);
+        let newest = publish(&hub, "a", &large).await.id;
+        assert_eq!(opening(&hub, &["a"], "1-4").await.len(), 1, "an event over the bound stays alone");
+        assert_eq!(opening(&hub, &["a"], &newest.to_string()).await.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_history_counts_an_event_at_the_size_it_is_sent_with_each_line_break_framed() {
+        let hub = Hub::new(1, settings());
+        // 100 line breaks are 101 `data: ` lines of 7 bytes, after `id: 1-1\n` and before `\n`.
+        publish(&hub, "a", &"\n".repeat(100)).await;
+        assert_eq!(hub.stats.history_bytes.get(), 8 + 101 * 7 + 1);
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_on_every_history_together_the_oldest_events_of_any_topic_go_first() {
+        // Each frame is 24 bytes; the bound holds four.
+        let hub = Hub::new(1, HubSettings { history_total_bytes: 100, ..settings() });
+        publish(&hub, "quiet", "12345678").await;
+        for _ in 0..2 {
+            publish(&hub, "busy", "12345678").await;
+        }
+        publish(&hub, "other", "12345678").await;
+        assert_eq!(hub.stats.history_bytes.get(), 96);
+        assert_eq!(opening(&hub, &["quiet"], "1-0").await.len(), 1);
+
+        publish(&hub, "busy", "12345678").await;
+        assert_eq!(hub.stats.history_bytes.get(), 96);
+        assert_eq!(hub.stats.history_evicted_for_bytes.get(), 1);
+        let quiet = opening(&hub, &["quiet"], "1-0").await;
+        assert!(quiet[0].contains("\"reason\":\"expired\""), "the oldest event went: {quiet:?}");
+        assert_eq!(opening(&hub, &["busy", "other"], "1-1").await.len(), 4, "the others stay");
+        assert_eq!(hub.topics(), 2, "a topic left empty and unwatched is forgotten");
     }
 
     #[tokio::test]

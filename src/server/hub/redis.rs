@@ -5,6 +5,10 @@
 //! Ids are `<epoch>-<seq>`: the epoch is set once in Redis, so an id means the same on every
 //! instance, and a Redis that lost its data (and so its epoch) is noticed, never replayed from
 //! zero. The layout and its costs are in docs/architecture.md.
+//!
+//! Every key expires: a topic's stream a minute after its history's age (the purge usually
+//! forgets it first), the shared keys a day after the last instance touched them (each reader
+//! renews them every idle second, so they never expire while Herald runs).
 
 use std::{
     sync::{
@@ -15,12 +19,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{unix_millis, Gap, Hub, HubSettings, KeyReused, Missed, Once, PublishError};
+use super::{unix_millis, Gap, Hub, HubSettings, HubStats, KeyReused, Missed, Once, PublishError};
 use crate::protocol::ResetReason;
 use crate::server::{
     event::{self, EventId, NewEvent, Topic},
@@ -41,12 +45,27 @@ const READ_BATCH: usize = 1_000;
 /// How many waiting publishes go to Redis in one script call at most.
 const PUBLISH_BATCH: usize = 64;
 
-/// How many idle topics one purge forgets at most; the next purge takes the rest.
+/// How many topics one purge script forgets at most, so that it holds Redis for milliseconds.
 const PURGE_BATCH: usize = 1_000;
+
+/// How many purge scripts one purge runs at most (a hundred thousand topics); whatever is left
+/// expires by itself, and a resume notices that as it notices a purge.
+const PURGE_ROUNDS: usize = 100;
+
+/// How long a topic's stream outlives its history's age, unless the purge forgets it first.
+const TOPIC_GRACE: Duration = Duration::from_secs(60);
+
+/// How long the shared keys outlive the last instance that renewed them (at least as long as a
+/// topic's stream, which they describe).
+const SHARED_KEYS_LIVE: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) struct RedisLog {
     redis: Redis,
     settings: HubSettings,
+    /// The hub's series: bytes held by every history in Redis (as the last script saw them),
+    /// and events forgotten for a byte bound.
+    history_bytes: Gauge,
+    evicted_for_bytes: Counter,
     /// Publishes on their way to the publisher task.
     publishes: mpsc::Sender<Pending>,
     /// The epoch this instance last saw in Redis (0: not yet known).
@@ -70,7 +89,14 @@ mod keys {
     pub(super) const IDLE_WATERMARK: &str = "herald:idle-watermark";
     pub(super) const TOPICS: &str = "herald:topics";
     pub(super) const LOG: &str = "herald:log";
+    pub(super) const TOPIC_BYTES: &str = "herald:topic-bytes";
+    pub(super) const HISTORY_BYTES: &str = "herald:history-bytes";
     pub(super) const TOPIC_PREFIX: &str = "herald:topic:";
+
+    /// The keys every topic shares, the epoch first: they live and expire together, so that the
+    /// sequence number can never outlive the epoch and restart within it.
+    pub(super) const SHARED: [&str; 7] =
+        [EPOCH, SEQ, IDLE_WATERMARK, TOPICS, LOG, TOPIC_BYTES, HISTORY_BYTES];
 
     pub(super) fn topic(topic: &Topic) -> String {
         format!("{TOPIC_PREFIX}{topic}")
@@ -101,11 +127,17 @@ pub(super) struct Pending {
 
 impl RedisLog {
     /// The log, and the receiving end of its publishes for [`spawn_publisher`].
-    pub(super) fn new(redis: Redis, settings: HubSettings) -> (Self, mpsc::Receiver<Pending>) {
+    pub(super) fn new(
+        redis: Redis,
+        settings: HubSettings,
+        stats: &HubStats,
+    ) -> (Self, mpsc::Receiver<Pending>) {
         let (publishes, waiting) = mpsc::channel(PUBLISH_BATCH * 4);
         let log = Self {
             redis,
             settings,
+            history_bytes: stats.history_bytes.clone(),
+            evicted_for_bytes: stats.history_evicted_for_bytes.clone(),
             publishes,
             epoch: AtomicU64::new(0),
             scripts: Scripts {
@@ -150,18 +182,22 @@ impl RedisLog {
         // A second try after adopting the epoch another instance has just set.
         for _ in 0..2 {
             let epoch = self.epoch().await?;
-            let mut invocation = self.scripts.publish.key(keys::EPOCH);
-            invocation.key(keys::SEQ).key(keys::IDLE_WATERMARK).key(keys::TOPICS).key(keys::LOG);
+            let mut invocation = self.scripts.publish.key(keys::SHARED.as_slice());
             invocation.arg(epoch).arg(self.settings.history_len).arg(LOG_LEN);
             invocation.arg(self.settings.history_age.as_millis() as u64);
+            invocation.arg(self.settings.history_bytes).arg(self.topic_life()).arg(self.shared_life());
             for pending in batch {
                 invocation.key(keys::topic(&pending.topic)).key(&pending.once_key);
                 invocation.arg(pending.topic.as_str()).arg(pending.rest.as_ref()).arg(&pending.digest);
             }
             let answer: Vec<String> = self.run(&invocation).await?;
             let id = |seq: &String| EventId { incarnation: epoch, seq: seq.parse().unwrap_or(0) };
-            match answer.split_first() {
-                Some((status, answers)) if status == "ok" && answers.len() == 2 * batch.len() => {
+            match answer.as_slice() {
+                [status, total, evicted, answers @ ..]
+                    if status == "ok" && answers.len() == 2 * batch.len() =>
+                {
+                    self.history_bytes.set(total.parse().unwrap_or(0));
+                    self.evicted_for_bytes.inc_by(evicted.parse().unwrap_or(0));
                     return Ok(answers
                         .chunks_exact(2)
                         .map(|answer| match answer[0].as_str() {
@@ -171,15 +207,16 @@ impl RedisLog {
                         })
                         .collect());
                 }
-                Some((status, [current])) if status == "epoch" => drop(self.adopt(current)),
-                Some((status, [])) if status == "lost" => drop(self.claim_epoch().await?),
+                [status, current] if status == "epoch" => drop(self.adopt(current)),
+                [status] if status == "lost" => drop(self.claim_epoch().await?),
                 _ => return Err(Unavailable),
             }
         }
         Err(Unavailable)
     }
 
-    /// The frames of `topics` after `since`, in id order, or why they cannot be told exactly.
+    /// The frames of `topics` after `since`, in id order, or why they cannot be told exactly,
+    /// read on the replays' connection: however long that takes, it does not say Redis is down.
     pub(super) async fn since(
         &self,
         since: EventId,
@@ -187,15 +224,24 @@ impl RedisLog {
     ) -> Result<Result<Missed, Gap>, Unavailable> {
         loop {
             let mut invocation = self.scripts.since.key(keys::EPOCH);
-            invocation.key(keys::SEQ).key(keys::IDLE_WATERMARK);
+            invocation.key(keys::SEQ).key(keys::IDLE_WATERMARK).key(keys::TOPICS);
             for topic in topics {
                 invocation.key(keys::topic(topic));
             }
             invocation
                 .arg(since.incarnation)
                 .arg(since.seq)
-                .arg(self.settings.history_age.as_millis() as u64);
-            let answer: Vec<Vec<u8>> = self.run(&invocation).await?;
+                .arg(self.settings.history_age.as_millis() as u64)
+                .arg(self.settings.max_replay_events)
+                .arg(self.settings.max_replay_bytes);
+            for topic in topics {
+                invocation.arg(topic.as_str());
+            }
+            let answer: Vec<Vec<u8>> =
+                invocation.invoke_async(&mut self.redis.replay_connection()).await.map_err(|err| {
+                    tracing::debug!(%err, "a replay could not be read: the resume tries again");
+                    Unavailable
+                })?;
             let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
             let number = |bytes: &[u8]| text(bytes).split('-').next().and_then(|n| n.parse::<u64>().ok());
             match answer.as_slice() {
@@ -208,6 +254,7 @@ impl RedisLog {
                     let reason = match reason.as_slice() {
                         b"other-incarnation" => ResetReason::OtherIncarnation,
                         b"unknown-id" => ResetReason::UnknownId,
+                        b"replay-too-large" => ResetReason::ReplayTooLarge,
                         _ => ResetReason::Expired,
                     };
                     return Ok(Err(Gap { reason, top }));
@@ -239,18 +286,34 @@ impl RedisLog {
         Ok(EventId { incarnation: epoch, seq: seq.unwrap_or(0) })
     }
 
-    /// Forgets the topics idle for longer than the history's age.
-    pub(super) async fn purge(&self) -> Result<usize, Unavailable> {
-        self.run(
-            self.scripts
-                .purge
-                .key(keys::TOPICS)
-                .key(keys::IDLE_WATERMARK)
-                .arg(self.settings.history_age.as_millis() as u64)
-                .arg(keys::TOPIC_PREFIX)
-                .arg(PURGE_BATCH),
-        )
-        .await
+    /// Forgets the topics idle for longer than the history's age, then, while every history
+    /// together holds more than `history_total_bytes`, those published to longest ago: one batch
+    /// after another until one comes back short, at most [`PURGE_ROUNDS`] of them.
+    pub(super) async fn purge(&self) -> Result<(), Unavailable> {
+        for _ in 0..PURGE_ROUNDS {
+            let mut invocation = self.scripts.purge.key(keys::SEQ);
+            invocation.key(keys::IDLE_WATERMARK).key(keys::TOPICS);
+            invocation.key(keys::TOPIC_BYTES).key(keys::HISTORY_BYTES);
+            invocation.arg(self.settings.history_age.as_millis() as u64).arg(keys::TOPIC_PREFIX);
+            invocation.arg(PURGE_BATCH).arg(self.settings.history_total_bytes).arg(self.shared_life());
+            let (forgotten, evicted, total): (usize, u64, i64) = self.run(&invocation).await?;
+            self.evicted_for_bytes.inc_by(evicted);
+            self.history_bytes.set(total);
+            if forgotten < PURGE_BATCH {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// How long a topic's stream lives after its latest event, in milliseconds.
+    fn topic_life(&self) -> u64 {
+        (self.settings.history_age + TOPIC_GRACE).as_millis() as u64
+    }
+
+    /// How long the shared keys live after the latest script that renewed them, in milliseconds.
+    fn shared_life(&self) -> u64 {
+        SHARED_KEYS_LIVE.max(self.settings.history_age + TOPIC_GRACE).as_millis() as u64
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -268,12 +331,15 @@ impl RedisLog {
         }
     }
 
-    /// Sets the epoch in Redis unless it is set, and adopts whatever is there: after Redis lost
-    /// its data, the first instance to notice sets a new one and the others adopt it.
+    /// Sets the epoch in Redis unless it is set, renews the shared keys' lives, and adopts
+    /// whatever epoch is there: after Redis lost its data, the first instance to notice sets a
+    /// new one and the others adopt it.
     async fn claim_epoch(&self) -> Result<u64, Unavailable> {
         // Never 0, which stands for "not known yet".
         let proposal = unix_millis().max(1);
-        let current: String = self.run(self.scripts.claim_epoch.key(keys::EPOCH).arg(proposal)).await?;
+        let current: String = self
+            .run(self.scripts.claim_epoch.key(keys::SHARED.as_slice()).arg(proposal).arg(self.shared_life()))
+            .await?;
         Ok(self.adopt(&current))
     }
 
@@ -320,6 +386,11 @@ pub(super) fn spawn_publisher(
                 };
                 // The publisher may have gone (its request was cancelled): nothing to tell.
                 let _ = pending.reply.send(answer);
+            }
+            // Past the bound on every history together, the topics published to longest ago go
+            // now, not at the next purge: the publishers have their answers already.
+            if log.history_bytes.get() > log.settings.history_total_bytes as i64 {
+                let _ = log.purge().await;
             }
         }
     });
@@ -423,16 +494,11 @@ impl Reader {
     }
 
     /// Compares the epoch in Redis with the one delivered so far: a new one means Redis lost its
-    /// data, and every local stream gets a reset positioned at the new top.
+    /// data, and every local stream gets a reset positioned at the new top. Claiming it renews
+    /// the shared keys' lives, which this does every idle second.
     async fn check_epoch(&mut self) -> Result<(), Unavailable> {
         let log = Arc::clone(&self.log);
-        let in_redis: Option<String> = log
-            .redis
-            .observe(redis::cmd("GET").arg(keys::EPOCH).query_async(&mut log.redis.connection()).await)?;
-        let epoch = match in_redis {
-            Some(epoch) => log.adopt(&epoch),
-            None => log.claim_epoch().await?,
-        };
+        let epoch = log.claim_epoch().await?;
         if let Some(position) = self.position.filter(|position| position.incarnation != epoch) {
             let top = log.top().await?;
             tracing::warn!(
@@ -566,5 +632,34 @@ mod tests {
         );
         assert_eq!(entries[1].frame, "id: 1-9\ndata: y\n\n");
         assert!(LogEntry::all_of(Value::Nil).is_empty());
+    }
+
+    /// A purge once forgot at most 1,000 topics, so that topics made faster than that per purge
+    /// piled up in Redis for ever.
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn one_purge_forgets_every_idle_topic_however_many_there_are() {
+        let server = crate::testing::RedisServer::start().await;
+        let redis = Redis::open(&server.url(), Gauge::default()).unwrap();
+        let shutdown = CancellationToken::new();
+        let settings =
+            HubSettings { history_age: Duration::from_millis(200), ..super::super::tests::settings() };
+        let hub = Hub::on_redis(redis, settings, ReaderStats::default(), &shutdown);
+        let topics: Vec<Topic> = (0..2_500).map(|n| Topic::parse(&format!("t{n}")).unwrap()).collect();
+        for chunk in topics.chunks(250) {
+            let publishes = chunk.iter().map(|topic| hub.publish(NewEvent::new(topic.clone(), "x")));
+            for published in futures::future::join_all(publishes).await {
+                published.unwrap();
+            }
+        }
+        // The clock is what is tested: the topics must grow older than the history's age.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+
+        hub.purge().await;
+
+        assert_eq!(server.command(&["ZCARD", keys::TOPICS]).await, Value::Int(0));
+        let left = server.command(&["KEYS", &format!("{}*", keys::TOPIC_PREFIX)]).await;
+        assert_eq!(left, Value::Array(vec![]), "every topic's stream is gone");
+        shutdown.cancel();
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Keys: `herald:job:<id>` (a hash, kept for the timeout plus an hour, then an hour after it
 //! finishes), `herald:session-jobs:<session>` (the session's newest jobs) and
-//! `herald:jobs-running` (running jobs by deadline).
+//! `herald:jobs-running` (running jobs by deadline), the last two kept as long as the newest job
+//! they list: every key expires.
 
 use std::time::Duration;
 

@@ -1,21 +1,27 @@
 -- Publishes a batch of events atomically, in order: for each, checks its idempotency key,
--- assigns the next id, appends the frame to its topic's history (trimmed to its length) and to
--- the shared log that the reader of every instance follows.
--- KEYS: 1 epoch, 2 seq, 3 idle watermark, 4 topics, 5 log,
---       then per event: the topic's stream, its idempotency key ('' without one)
+-- assigns the next id, appends the frame to its topic's history (trimmed to its length, then
+-- to its bytes, keeping the newest) and to the shared log that the reader of every instance
+-- follows.
+-- KEYS: 1 epoch, 2 seq, 3 idle watermark, 4 topics, 5 log, 6 bytes per topic, 7 bytes in total
+--       (the shared keys), then per event: the topic's stream, its idempotency key ('' without)
 -- ARGV: 1 the epoch the caller knows, 2 history length, 3 log length, 4 how long a key lives (ms),
---       then per event: topic, the frame after its id line, digest of the event ('' without a key)
--- Answers {'ok', status, seq, status, seq, ...} with a status per event ('ok', 'duplicate' or
--- 'reused', with the first event's seq for the last two), {'epoch', current} or {'lost'}.
+--       5 history bytes per topic, 6 how long a topic's stream lives (ms), 7 how long the shared
+--       keys live (ms), then per event: topic, the frame after its id line, digest of the event
+--       ('' without a key)
+-- Answers {'ok', bytes in total, events evicted for bytes, status, seq, status, seq, ...} with a
+-- status per event ('ok', 'duplicate' or 'reused', with the first event's seq for the last two),
+-- {'epoch', current} or {'lost'}.
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {'lost'} end
 if epoch ~= ARGV[1] then return {'epoch', epoch} end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local answers = {'ok'}
-for i = 0, (#ARGV - 4) / 3 - 1 do
-  local topic_key, once_key = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
-  local topic, rest, digest = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]
+local most_bytes = tonumber(ARGV[5])
+local answers = {}
+local evicted = 0
+for i = 0, (#ARGV - 7) / 3 - 1 do
+  local topic_key, once_key = KEYS[8 + 2 * i], KEYS[9 + 2 * i]
+  local topic, rest, digest = ARGV[8 + 3 * i], ARGV[9 + 3 * i], ARGV[10 + 3 * i]
   local first = nil
   if digest ~= '' then first = redis.call('GET', once_key) end
   if first then
@@ -32,18 +38,39 @@ for i = 0, (#ARGV - 4) / 3 - 1 do
     -- A topic forgotten for being idle may have had events up to the watermark.
     local last = redis.call('XREVRANGE', topic_key, '+', '-', 'COUNT', 1)
     local previous
+    -- b: the bytes of every frame the topic had before this one, so that what a history holds
+    -- is the newest entry's b and frame less the oldest entry's b, however it was trimmed.
+    local before = 0
     if #last == 0 then
       previous = redis.call('GET', KEYS[3]) or '0'
     else
       previous = string.match(last[1][1], '^(%d+)')
+      local fields = last[1][2]
+      before = (tonumber(fields[8]) or 0) + #fields[6]
     end
     local frame = 'id: ' .. epoch .. '-' .. seq .. '\n' .. rest
-    redis.call('XADD', topic_key, 'MAXLEN', ARGV[2], seq .. '-0', 'p', previous, 'a', now, 'f', frame)
+    local id = seq .. '-0'
+    redis.call('XADD', topic_key, 'MAXLEN', ARGV[2], id, 'p', previous, 'a', now, 'f', frame, 'b', before)
+    local through = before + #frame
+    local held
+    while true do
+      local oldest = redis.call('XRANGE', topic_key, '-', '+', 'COUNT', 1)[1]
+      held = through - (tonumber(oldest[2][8]) or 0)
+      if held <= most_bytes or oldest[1] == id then break end
+      redis.call('XDEL', topic_key, oldest[1])
+      evicted = evicted + 1
+    end
+    redis.call('PEXPIRE', topic_key, ARGV[6])
+    local held_before = tonumber(redis.call('HGET', KEYS[6], topic) or '0')
+    redis.call('HSET', KEYS[6], topic, held)
+    redis.call('INCRBY', KEYS[7], held - held_before)
     redis.call('ZADD', KEYS[4], now, topic)
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], seq .. '-0', 't', topic, 'a', now, 'f', frame)
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], id, 't', topic, 'a', now, 'f', frame)
     if digest ~= '' then redis.call('SET', once_key, seq .. ' ' .. digest, 'PX', ARGV[4]) end
     table.insert(answers, 'ok')
     table.insert(answers, seq)
   end
 end
-return answers
+for key = 1, 7 do redis.call('PEXPIRE', KEYS[key], ARGV[7]) end
+local total = redis.call('GET', KEYS[7]) or '0'
+return {'ok', total, string.format('%d', evicted), unpack(answers)}

@@ -18,4 +18,6 @@ redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[8]))
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[1])
+-- Every job in it is past its deadline by then, and its hash gone: nothing outlives its use.
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return 'ok'
