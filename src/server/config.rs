@@ -8,6 +8,7 @@ use axum_extra::extract::cookie::Key;
 use clap::Parser;
 
 use super::{
+    auth::{patterns::TopicPattern, tokens::PublicKey, AccessSettings},
     hub::HubSettings, jobs::JobSettings, metrics::Metrics, routes::publish::PublishSettings,
     serve::ServeSettings, signature::CallbackSettings, sse::StreamSettings,
 };
@@ -132,6 +133,27 @@ pub struct Config {
     #[arg(long, env = "HERALD_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
     pub cors_allow_origins: Vec<String>,
 
+    /// Secret of at least 32 bytes that subscriber and publisher tokens (JWTs) may be signed with,
+    /// HS256. Once a JWT key is set, every topic but `session.*` and HERALD_PUBLIC_TOPICS needs a
+    /// token whose `herald.subscribe` patterns cover it.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true, value_parser = session_key)]
+    pub jwt_secret: Option<String>,
+
+    /// Path to a PEM public key that tokens may be signed for: RSA (RS256), P-256 (ES256) or
+    /// Ed25519 (EdDSA). Herald then holds no secret that can mint a token.
+    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY", value_parser = PublicKey::load)]
+    pub jwt_public_key: Option<PublicKey>,
+
+    /// The audience tokens are for: a token with an `aud` claim must name it. Unset, a token
+    /// with an `aud` claim is refused.
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Topic patterns anyone may follow without a token once a JWT key is set, comma-separated
+    /// (`*` is one dot-separated segment, a final `**` the rest: `news.*,status.**`).
+    #[arg(long, env = "HERALD_PUBLIC_TOPICS", value_delimiter = ',', value_parser = TopicPattern::parse)]
+    pub public_topics: Vec<TopicPattern>,
+
     /// How logs are written to stderr (filter them with RUST_LOG).
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -191,6 +213,7 @@ impl Config {
             ("HERALD_CALLBACK_SECRET (--callback-secret)", &self.callback_secret),
             ("HERALD_WORKER_TOKEN (--worker-token)", &self.worker_token),
             ("HERALD_SESSION_KEY (--session-key)", &self.session_key),
+            ("HERALD_JWT_SECRET (--jwt-secret)", &self.jwt_secret),
         ];
         if let Some(bad) = self
             .cors_allow_origins
@@ -250,6 +273,15 @@ impl Config {
         }
     }
 
+    pub(crate) fn access_settings(&self) -> AccessSettings {
+        AccessSettings {
+            secret: self.jwt_secret.clone(),
+            public_key: self.jwt_public_key.clone(),
+            audience: self.jwt_audience.clone(),
+            public_topics: self.public_topics.clone(),
+        }
+    }
+
     /// `None` while no callback secret is set: callbacks are disabled.
     pub(crate) fn callback_settings(&self) -> Option<CallbackSettings> {
         let secret = self.callback_secret.clone()?;
@@ -280,7 +312,8 @@ impl Config {
     }
 }
 
-/// A session key long enough to derive a signing key from (HKDF wants 32 bytes or more).
+/// A session key long enough to derive a signing key from (HKDF wants 32 bytes or more), or a
+/// JWT secret as long as HS256's hash (RFC 7518 §3.2).
 fn session_key(text: &str) -> Result<String, String> {
     match text.len() {
         32.. => Ok(text.to_owned()),

@@ -1,16 +1,19 @@
 //! `GET /events?topic=a&topic=b`: any number of topics (up to the limit) on one SSE connection,
-//! resumable with `Last-Event-ID` (header) or `lastEventId` (query).
+//! resumable with `Last-Event-ID` (header) or `lastEventId` (query). Private topics need a token
+//! (see [`crate::server::auth`]), in `Authorization: Bearer` or `access_token`.
 
 use std::sync::Arc;
 
-use axum::{extract::State, response::Response};
+use axum::{extract::State, http::HeaderMap, response::Response};
 
 use super::stream_request::StreamRequest;
-use crate::server::{error::ApiError, event::Topic, hub::Hub, sse::Streams};
+use crate::server::{auth::Access, error::ApiError, event::Topic, hub::Hub, sse::Streams};
 
 pub(crate) async fn event_stream(
     State(streams): State<Streams>,
     State(hub): State<Arc<Hub>>,
+    State(access): State<Access>,
+    headers: HeaderMap,
     StreamRequest { session, client, query, resume }: StreamRequest,
 ) -> Result<Response, ApiError> {
     let topics = parse_topics(&query, streams.max_topics())?;
@@ -21,10 +24,11 @@ pub(crate) async fn event_stream(
     if let Some(foreign) = topics.iter().find(|topic| topic.is_private() && **topic != own) {
         return Err(ApiError::Forbidden(format!("topic {foreign} belongs to another session")));
     }
+    let grant = access.admit_subscriber(&headers, &query, &topics)?;
 
     let slot = streams.reserve(client)?;
     let subscription = hub.subscribe(topics, resume.as_deref());
-    Ok(streams.respond(subscription.into_stream(), slot, "/events"))
+    Ok(streams.respond(access.until_expiry(subscription.into_stream(), &grant), slot, "/events"))
 }
 
 /// The `topic` parameters of a query, each once, in order; other parameters are ignored.

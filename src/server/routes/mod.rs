@@ -88,7 +88,9 @@ pub(crate) fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
                     let id = request.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id = %id)
+                    // The path alone: the query may hold an `access_token`. `sub` is filled in
+                    // by a route that checks a token, to name its holder.
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id = %id, sub = tracing::field::Empty)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
         )
