@@ -9,8 +9,13 @@ use clap::Parser;
 
 use super::{
     auth::{patterns::TopicPattern, tokens::PublicKey, AccessSettings},
-    hub::HubSettings, jobs::JobSettings, metrics::Metrics, routes::publish::PublishSettings,
-    serve::ServeSettings, signature::CallbackSettings, sse::StreamSettings,
+    hub::HubSettings,
+    jobs::JobSettings,
+    metrics::Metrics,
+    routes::publish::PublishSettings,
+    serve::ServeSettings,
+    signature::CallbackSettings,
+    sse::StreamSettings,
 };
 
 /// How log lines are written.

@@ -100,9 +100,7 @@ impl ApiError {
             Self::Unauthorized(message)
             | Self::BadSignature(message)
             | Self::Disabled(message)
-            | Self::TokenRequired(message) => {
-                (*message).to_owned()
-            }
+            | Self::TokenRequired(message) => (*message).to_owned(),
             Self::Forbidden(message)
             | Self::BadToken(message)
             | Self::NotFound(message)
@@ -129,7 +127,10 @@ impl IntoResponse for ApiError {
             }
             // RFC 6750 §3.1: the error code that tells a client to get a new token.
             Self::BadToken(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
             }
             Self::Busy { retry_after, .. } | Self::TooMany { retry_after, .. } => {
                 let seconds = retry_after.as_secs().max(1);

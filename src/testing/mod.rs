@@ -18,6 +18,7 @@ pub use server::{
 };
 
 pub use crate::protocol::{JobStatus, JobView, Tick};
+pub use crate::server::auth::tokens::PublicKey;
 pub use crate::server::Config;
 pub use crate::server::{
     event::{frame, EventId, EventName, IdempotencyKey, NewEvent, Topic},

@@ -108,12 +108,12 @@ impl Access {
                 .find(|(key, _)| key == ACCESS_TOKEN_PARAMETER)
                 .map(|(_, value)| value.into_owned())
         };
-        let token = bearer_token(headers).map(str::to_owned).or_else(query_token).ok_or(
-            ApiError::TokenRequired(
+        let token =
+            bearer_token(headers).map(str::to_owned).or_else(query_token).ok_or(ApiError::TokenRequired(
                 "this topic is private: send a token in Authorization: Bearer or ?access_token=",
-            ),
-        )?;
-        let claims = verifier.verify(&token, unix_seconds()).map_err(|err| ApiError::BadToken(err.message()))?;
+            ))?;
+        let claims =
+            verifier.verify(&token, unix_seconds()).map_err(|err| ApiError::BadToken(err.message()))?;
         if let Some(subject) = &claims.sub {
             tracing::Span::current().record("sub", subject.as_str());
         }
@@ -143,10 +143,9 @@ impl Access {
         let expired = self.expired.clone();
         // Ended by the deadline, not by the hub (which ends a slow subscriber's stream): only
         // then is the token the reason.
-        let farewell = stream::once(future::lazy(move |_| {
-            (tokio::time::Instant::now() >= deadline).then_some(expired)
-        }))
-        .filter_map(future::ready);
+        let farewell =
+            stream::once(future::lazy(move |_| (tokio::time::Instant::now() >= deadline).then_some(expired)))
+                .filter_map(future::ready);
         frames.take_until(tokio::time::sleep_until(deadline)).chain(farewell).right_stream()
     }
 }

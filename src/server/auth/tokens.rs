@@ -94,7 +94,9 @@ impl TokenError {
             Self::Algorithm(alg) => {
                 format!("the token is signed with {alg}, which this server is not configured to accept")
             }
-            Self::Signature => "the token's signature is wrong: it was not signed with this server's key".into(),
+            Self::Signature => {
+                "the token's signature is wrong: it was not signed with this server's key".into()
+            }
             Self::Expired => "the token has expired: fetch a fresh one".into(),
             Self::NotYetValid => "the token is not valid yet (its nbf or iat is in the future)".into(),
             Self::Audience => "the token is for another audience (aud) than HERALD_JWT_AUDIENCE".into(),
@@ -125,7 +127,8 @@ impl Verifier {
     /// (seconds since the Unix epoch).
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         // `alg: none`, or any name JOSE does not define, fails here: the header does not parse.
-        let header = jsonwebtoken::decode_header(token).map_err(|err| TokenError::Malformed(describe(&err)))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|err| TokenError::Malformed(describe(&err)))?;
         let Some((algorithm, key)) = self.keys.iter().find(|(algorithm, _)| *algorithm == header.alg) else {
             return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         };
@@ -200,7 +203,9 @@ mod tests {
     fn a_good_token_gives_its_subject_and_patterns() {
         let claims = verifier(None)
             .verify(
-                &hs256(json!({"exp": NOW + 60, "sub": "u42", "herald": {"subscribe": ["user.42", "orders.**"]}})),
+                &hs256(
+                    json!({"exp": NOW + 60, "sub": "u42", "herald": {"subscribe": ["user.42", "orders.**"]}}),
+                ),
                 NOW,
             )
             .unwrap();
@@ -216,7 +221,10 @@ mod tests {
         for (token, expected) in [
             (hs256(json!({"exp": NOW - 1})), TokenError::Expired),
             (hs256(json!({"exp": NOW})), TokenError::Expired),
-            (signed(Algorithm::HS256, "another secret, also long enough....", good.clone()), TokenError::Signature),
+            (
+                signed(Algorithm::HS256, "another secret, also long enough....", good.clone()),
+                TokenError::Signature,
+            ),
             (signed(Algorithm::HS384, SECRET, good.clone()), TokenError::Algorithm("HS384".into())),
             (hs256(json!({"exp": NOW + 60, "nbf": NOW + 3600})), TokenError::NotYetValid),
             (hs256(json!({"exp": NOW + 60, "iat": NOW + 3600})), TokenError::NotYetValid),

@@ -83,7 +83,9 @@ impl Gate for Publishing {
     fn admit(&self, head: &Parts) -> Result<Publisher, ApiError> {
         let Some(verifier) = &self.verifier else {
             let Some(token) = self.token.as_deref() else {
-                return Err(ApiError::Disabled("publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it"));
+                return Err(ApiError::Disabled(
+                    "publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it",
+                ));
             };
             return check_bearer(&head.headers, token).map(|()| Publisher::Any).map_err(|err| match err {
                 BearerError::Missing => {
