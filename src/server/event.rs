@@ -35,7 +35,8 @@ impl fmt::Display for InvalidField {
 
 impl std::error::Error for InvalidField {}
 
-/// A topic name: 1 to 128 characters from `A–Z a–z 0–9 - _ . :`.
+/// A topic name: 1 to 128 characters from `A–Z a–z 0–9 - _ . :`, in segments separated by `.`
+/// that topic patterns match one by one (see `server::auth::patterns`).
 ///
 /// Topics that start with [`Topic::PRIVATE_PREFIX`] belong to one browser session each.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -51,6 +52,14 @@ impl Topic {
             return Err(InvalidField::new(
                 "topic",
                 format!("must be 1 to {} characters long", Self::MAX_LEN),
+            ));
+        }
+        // `/` is refused rather than read as a second separator: patterns split on `.` alone,
+        // so `orders/42` and `orders.42` cannot both exist and mean different things to `orders.*`.
+        if text.contains('/') {
+            return Err(InvalidField::new(
+                "topic",
+                "may not hold '/': segments are separated by '.', so write orders.42, not orders/42",
             ));
         }
         if let Some(bad) =
@@ -268,6 +277,12 @@ mod tests {
             let err = Topic::parse(bad).unwrap_err();
             assert_eq!(err.field, "topic", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_slash_is_refused_with_the_dotted_name_to_write_instead() {
+        let err = Topic::parse("orders/42").unwrap_err();
+        assert!(err.reason.contains("orders.42"), "{err:?}");
     }
 
     #[test]
