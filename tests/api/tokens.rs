@@ -328,3 +328,21 @@ async fn no_token_reaches_the_request_log_while_the_tokens_subject_does() {
     assert!(!log.contains("access_token"), "the query is in the log:\n{log}");
     assert!(log.contains(r#"sub="user-42""#), "the subscriber is not named:\n{log}");
 }
+
+#[tokio::test]
+async fn with_topic_each_event_of_a_multi_topic_stream_names_its_topic_and_without_it_nothing_changes() {
+    let app = spawn_app_with(|_| {}).await;
+    let seen = app.publish_ok("orders.eu", "seen before").await;
+    app.publish_ok("user.42", "line one\nline two").await;
+    let resume = format!("/events?topic=orders.eu&topic=user.42&withTopic=1&lastEventId={seen}");
+    let mut tagged = app.subscribe(&resume).await;
+    let mut plain = app.subscribe("/events?topic=orders.eu&topic=user.42").await;
+    app.publish_ok("orders.eu", "").await;
+
+    // The first is replayed, the second live: both carry their topic.
+    assert_eq!(next_event(&mut tagged).await.data, "user.42\nline one\nline two");
+    assert_eq!(next_event(&mut tagged).await.data, "orders.eu\n");
+    assert_eq!(next_event(&mut plain).await.data, "", "a stream that did not ask gets the data alone");
+    let (status, body, _) = answer(&app, "/events?topic=a&withTopic=yes", None).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("withTopic")), "{body}");
+}

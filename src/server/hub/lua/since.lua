@@ -1,7 +1,7 @@
 -- The events of some topics after an id, or why they cannot be told exactly, read atomically.
 -- KEYS: 1 epoch, 2 seq, 3 idle watermark, 4.. the topics' streams
 -- ARGV: 1 the id's epoch, 2 the id's sequence number, 3 history age (ms)
--- Answers {'ok', epoch, top, id, frame, id, frame, ...}, {'gap', epoch, top, reason} or {'lost'}.
+-- Answers {'ok', epoch, top, id, topic index (0-based, in KEYS order), frame, ...}, {'gap', epoch, top, reason} or {'lost'}.
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {'lost'} end
 local top = redis.call('GET', KEYS[2]) or '0'
@@ -27,6 +27,7 @@ for i = 4, #KEYS do
     end
     for _, entry in ipairs(entries) do
       table.insert(missed, entry[1])
+      table.insert(missed, tostring(i - 4))
       table.insert(missed, entry[2][6])
     end
   end
