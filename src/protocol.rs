@@ -11,9 +11,6 @@ pub const JOB_EVENT: &str = "job";
 pub const RESET_EVENT: &str = "reset";
 /// The event name of a stream's last event when the server shuts down.
 pub const SHUTDOWN_EVENT: &str = "shutdown";
-/// The event name of a stream's last event when the token it was opened with expires: the
-/// client should come back with a fresh token and its last event id.
-pub const TOKEN_EXPIRED_EVENT: &str = "token-expired";
 /// Ticks are unnamed events, which an `EventSource` delivers as `message`.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // the server writes no name for ticks
 pub const TICK_EVENT: &str = "message";

@@ -29,7 +29,11 @@ use super::{
     error::ApiError,
     event::{self, EventName, Topic},
 };
-use crate::protocol::TOKEN_EXPIRED_EVENT;
+
+/// The event name of a stream's last event when the token it was opened with expires: the
+/// client should come back with a fresh token and its last event id. (The page's own stream
+/// needs no token, so this name is the server's alone, not in `protocol`.)
+pub(crate) const TOKEN_EXPIRED_EVENT: &str = "token-expired";
 
 /// The query parameter that carries a token where no header can (RFC 6750 §2.3).
 const ACCESS_TOKEN_PARAMETER: &str = "access_token";
