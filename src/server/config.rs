@@ -213,6 +213,11 @@ impl Config {
                 return Err("HERALD_REDIS_URL (--redis-url) shares sessions between instances: set HERALD_SESSION_KEY (--session-key) too, the same on every instance".to_owned());
             }
         }
+        // Without a key nothing is private but `session.*`: these would silently do nothing.
+        let no_key = self.jwt_secret.is_none() && self.jwt_public_key.is_none();
+        if no_key && (!self.public_topics.is_empty() || self.jwt_audience.is_some()) {
+            return Err("HERALD_PUBLIC_TOPICS and HERALD_JWT_AUDIENCE only apply to tokens: set HERALD_JWT_SECRET or HERALD_JWT_PUBLIC_KEY too".to_owned());
+        }
         let secrets = [
             ("HERALD_PUBLISH_TOKEN (--publish-token)", &self.publish_token),
             ("HERALD_CALLBACK_SECRET (--callback-secret)", &self.callback_secret),
@@ -357,5 +362,27 @@ mod tests {
         assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
         let refused = config.check(([0, 0, 0, 0], 3000).into()).unwrap_err();
         assert!(refused.starts_with("HERALD_CALLBACK_SECRET"), "{refused}");
+    }
+
+    #[test]
+    fn token_settings_without_a_key_are_refused_rather_than_ignored() {
+        let mut config = Config::defaults();
+        config.public_topics = vec!["news.*".parse().unwrap()];
+        let refused = config.check(([127, 0, 0, 1], 3000).into()).unwrap_err();
+        assert!(refused.contains("HERALD_JWT_SECRET"), "{refused}");
+        config.jwt_secret = Some("a secret of thirty-two bytes or more".to_owned());
+        assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
+    }
+
+    #[test]
+    fn a_bad_pattern_or_key_file_or_short_secret_is_refused_at_parse_time_naming_it() {
+        for args in [
+            ["herald", "--public-topics", "news.*,user*"],
+            ["herald", "--jwt-public-key", "/nonexistent/key.pem"],
+            ["herald", "--jwt-secret", "too short"],
+        ] {
+            let err = Config::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains(args[1]), "{args:?}: {err}");
+        }
     }
 }

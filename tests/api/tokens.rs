@@ -327,6 +327,7 @@ async fn no_token_reaches_the_request_log_while_the_tokens_subject_does() {
     }
     assert!(!log.contains("access_token"), "the query is in the log:\n{log}");
     assert!(log.contains(r#"sub="user-42""#), "the subscriber is not named:\n{log}");
+    assert!(log.contains(r#"sub="billing""#), "the publisher is not named:\n{log}");
 }
 
 #[tokio::test]

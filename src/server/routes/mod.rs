@@ -121,7 +121,8 @@ fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins.iter().cloned()))
             .allow_methods([Method::GET])
-            .allow_headers([HeaderName::from_static("last-event-id")])
+            // A fetch-based client may send its token as a header; `EventSource` cannot.
+            .allow_headers([HeaderName::from_static("last-event-id"), header::AUTHORIZATION])
             // Private topics need the session cookie: `new EventSource(url, {withCredentials: true})`.
             .allow_credentials(true)
     })

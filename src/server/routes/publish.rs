@@ -102,6 +102,9 @@ impl Gate for Publishing {
         ))?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
         let claims = verifier.verify(presented, now).map_err(|err| ApiError::BadToken(err.message()))?;
+        if let Some(subject) = &claims.sub {
+            tracing::Span::current().record("sub", subject.as_str());
+        }
         Ok(Publisher::Covering(claims.herald.publish))
     }
 }
