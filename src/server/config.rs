@@ -6,6 +6,7 @@ use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use axum_extra::extract::cookie::Key;
 use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     auth::{patterns::TopicPattern, tokens::PublicKey, AccessSettings},
@@ -64,13 +65,13 @@ pub struct Config {
     pub stream_fast_path: bool,
 
     /// Bearer token that `POST /publish` requires; publishing is disabled when it is unset.
-    #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true)]
-    pub publish_token: Option<String>,
+    #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub publish_token: Option<SecretString>,
 
     /// Shared secret of the HMAC signatures on `POST /callbacks/{job}`; callbacks are refused
     /// when it is unset.
-    #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true)]
-    pub callback_secret: Option<String>,
+    #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true, value_parser = secret)]
+    pub callback_secret: Option<SecretString>,
 
     /// How far a callback's signature time may be from the server's clock.
     #[arg(long, env = "HERALD_CALLBACK_TOLERANCE", default_value = "5m", value_parser = positive_duration)]
@@ -116,8 +117,8 @@ pub struct Config {
     pub worker_url: String,
 
     /// Bearer token the worker requires on `POST /jobs` (the worker's own HERALD_WORKER_TOKEN).
-    #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true)]
-    pub worker_token: Option<String>,
+    #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub worker_token: Option<SecretString>,
 
     /// How many jobs the server keeps (running, or finished and still listed); when all are
     /// running, `Start job` answers `503` with `Retry-After`.
@@ -142,7 +143,7 @@ pub struct Config {
     /// HS256. Once a JWT key is set, every topic but `session.*` and HERALD_PUBLIC_TOPICS needs a
     /// token whose `herald.subscribe` patterns cover it.
     #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true, value_parser = session_key)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
 
     /// Path to a PEM public key that tokens may be signed for: RSA (RS256), P-256 (ES256) or
     /// Ed25519 (EdDSA). Herald then holds no secret that can mint a token.
@@ -171,7 +172,7 @@ pub struct Config {
     /// Secret of at least 32 bytes that signs session cookies. Unset, a random one is made at
     /// start: sessions then end with the process and are not shared between instances.
     #[arg(long, env = "HERALD_SESSION_KEY", hide_env_values = true, value_parser = session_key)]
-    pub session_key: Option<String>,
+    pub session_key: Option<SecretString>,
 
     /// Redis (`redis://[:password@]host:port/db` or `redis+unix:///path`) to share events,
     /// history, jobs and keys with other instances. Unset, all of it lives in this process.
@@ -234,7 +235,7 @@ impl Config {
         }
         if !listen.ip().is_loopback() {
             let public = secrets.iter().find(|(_, value)| {
-                value.as_deref().is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX))
+                value.as_ref().is_some_and(|v| v.expose_secret().starts_with(DEVELOPMENT_SECRET_PREFIX))
             });
             if let Some((setting, _)) = public {
                 return Err(format!(
@@ -278,7 +279,7 @@ impl Config {
 
     pub(crate) fn publish_settings(&self) -> PublishSettings {
         PublishSettings {
-            token: self.publish_token.clone(),
+            token: self.publish_token.as_ref().map(|token| token.expose_secret().to_owned()),
             max_rate: NonZeroU32::new(self.max_publish_rate).expect("clap keeps it above zero"),
         }
     }
@@ -294,14 +295,14 @@ impl Config {
 
     /// `None` while no callback secret is set: callbacks are disabled.
     pub(crate) fn callback_settings(&self) -> Option<CallbackSettings> {
-        let secret = self.callback_secret.clone()?;
+        let secret = self.callback_secret.as_ref()?.expose_secret().to_owned();
         Some(CallbackSettings { secret, tolerance: self.callback_tolerance })
     }
 
     /// The key that signs session cookies: derived from `--session-key`, or random.
     pub(crate) fn session_key(&self) -> Key {
         match &self.session_key {
-            Some(secret) => Key::derive_from(secret.as_bytes()),
+            Some(secret) => Key::derive_from(secret.expose_secret().as_bytes()),
             None => {
                 tracing::warn!("HERALD_SESSION_KEY is unset: sessions end when this process does");
                 Key::generate()
@@ -316,7 +317,7 @@ impl Config {
             max_jobs_per_session: self.max_jobs_per_session as usize,
             timeout: self.job_timeout,
             worker_url: self.worker_url.clone(),
-            worker_token: self.worker_token.clone(),
+            worker_token: self.worker_token.as_ref().map(|token| token.expose_secret().to_owned()),
             callback_base,
         }
     }
@@ -324,11 +325,16 @@ impl Config {
 
 /// A session key long enough to derive a signing key from (HKDF wants 32 bytes or more), or a
 /// JWT secret as long as HS256's hash (RFC 7518 §3.2).
-fn session_key(text: &str) -> Result<String, String> {
+fn session_key(text: &str) -> Result<SecretString, String> {
     match text.len() {
-        32.. => Ok(text.to_owned()),
+        32.. => Ok(text.into()),
         short => Err(format!("must be at least 32 bytes long (got {short})")),
     }
+}
+
+/// Any other secret, as typed: clap wraps it at once, so that `Debug` never shows it.
+fn secret(text: &str) -> Result<SecretString, String> {
+    Ok(text.into())
 }
 
 /// A human duration such as `15s` or `250ms` that is not zero (a zero interval would spin).
@@ -357,7 +363,7 @@ mod tests {
     #[test]
     fn development_secrets_are_refused_beyond_loopback_and_accepted_on_it() {
         let mut config = Config::defaults();
-        config.callback_secret = Some("dev-only-callback-secret".to_owned());
+        config.callback_secret = Some("dev-only-callback-secret".into());
 
         assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
         let refused = config.check(([0, 0, 0, 0], 3000).into()).unwrap_err();
@@ -370,7 +376,7 @@ mod tests {
         config.public_topics = vec!["news.*".parse().unwrap()];
         let refused = config.check(([127, 0, 0, 1], 3000).into()).unwrap_err();
         assert!(refused.contains("HERALD_JWT_SECRET"), "{refused}");
-        config.jwt_secret = Some("a secret of thirty-two bytes or more".to_owned());
+        config.jwt_secret = Some("a secret of thirty-two bytes or more".into());
         assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
     }
 
@@ -383,6 +389,23 @@ mod tests {
         ] {
             let err = Config::try_parse_from(args).unwrap_err().to_string();
             assert!(err.contains(args[1]), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_settings_never_print_their_secrets() {
+        let config = Config::try_parse_from([
+            "herald",
+            "--publish-token=publish-secret",
+            "--callback-secret=callback-secret",
+            "--worker-token=worker-secret",
+            "--session-key=session-secret-of-thirty-two-bytes!",
+            "--jwt-secret=jwt-secret-of-thirty-two-bytes-or-more",
+        ])
+        .unwrap();
+        let printed = format!("{config:?} {:?}", config.access_settings());
+        for secret in ["publish-secret", "callback-secret", "worker-secret", "session-secret", "jwt-secret"] {
+            assert!(!printed.contains(secret), "{secret} is printed: {printed}");
         }
     }
 }

@@ -41,7 +41,7 @@ fn subscriber(patterns: &[&str]) -> String {
 
 async fn spawn_private_app() -> TestApp {
     spawn_app_with(|config| {
-        config.jwt_secret = Some(SECRET.to_owned());
+        config.jwt_secret = Some(SECRET.into());
         config.public_topics = vec!["news.*".parse().unwrap()];
     })
     .await

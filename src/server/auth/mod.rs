@@ -19,6 +19,7 @@ use std::{
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use futures::{future, stream, Stream, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
 
 use self::{
     patterns::{covers, TopicPattern},
@@ -41,7 +42,7 @@ const ACCESS_TOKEN_PARAMETER: &str = "access_token";
 /// What the token checks are configured with.
 #[derive(Clone, Debug)]
 pub(crate) struct AccessSettings {
-    pub secret: Option<String>,
+    pub secret: Option<SecretString>,
     pub public_key: Option<PublicKey>,
     pub audience: Option<String>,
     pub public_topics: Vec<TopicPattern>,
@@ -68,7 +69,7 @@ pub(crate) struct Grant {
 impl Access {
     pub(crate) fn new(settings: AccessSettings) -> Self {
         let verifier = Verifier::new(
-            settings.secret.as_deref(),
+            settings.secret.as_ref().map(ExposeSecret::expose_secret),
             settings.public_key.as_ref(),
             settings.audience.as_deref(),
         );

@@ -148,7 +148,7 @@ mod tests {
 
     fn app_stopped_by(shutdown: CancellationToken, adjust: impl FnOnce(&mut Config)) -> Router {
         let mut config = Config::defaults();
-        config.publish_token = Some("token".to_owned());
+        config.publish_token = Some("token".into());
         adjust(&mut config);
         let options = leptos::config::LeptosOptions::builder().output_name("herald").build();
         router(AppState::new(&config, options, &shutdown))
@@ -245,7 +245,7 @@ mod tests {
     #[tokio::test]
     async fn a_path_that_is_not_utf8_gets_a_json_400() {
         let (status, _, body) = answer(
-            app(|config| config.callback_secret = Some("secret".to_owned())),
+            app(|config| config.callback_secret = Some("secret".into())),
             post_json("/callbacks/%FF", None, "{}"),
         )
         .await;
