@@ -182,12 +182,21 @@ fn openssl(args: &[&str], input: &[u8]) -> Vec<u8> {
 }
 
 /// A JWT signed by openssl with the private key at `key`: RS256 signatures are used as openssl
-/// writes them; ES256 ones are DER, turned into the 64 bytes of `r` and `s` that JWS wants.
+/// writes them; ES256 ones are DER, turned into the 64 bytes of `r` and `s` that JWS wants;
+/// Ed25519 signs the message itself (no digest), which openssl reads from a file.
 fn signed_by_openssl(alg: &str, key: &Path, claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT"}).to_string());
     let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let signature = openssl(&["dgst", "-sha256", "-sign", key.to_str().unwrap()], input.as_bytes());
-    let signature = if alg == "ES256" { der_to_raw(&signature) } else { signature };
+    let key = key.to_str().unwrap();
+    let signature = match alg {
+        "EdDSA" => {
+            let message = format!("{key}.message");
+            std::fs::write(&message, &input).unwrap();
+            openssl(&["pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", &message], b"")
+        }
+        "ES256" => der_to_raw(&openssl(&["dgst", "-sha256", "-sign", key], input.as_bytes())),
+        _ => openssl(&["dgst", "-sha256", "-sign", key], input.as_bytes()),
+    };
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
@@ -208,13 +217,14 @@ fn der_to_raw(der: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn rs256_and_es256_tokens_signed_by_openssl_open_a_stream_with_the_public_key_alone() {
+async fn rs256_es256_and_eddsa_tokens_signed_by_openssl_open_a_stream_with_the_public_key_alone() {
     let dir = std::env::temp_dir().join(format!("herald-keys-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     let rsa = openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], b"");
     let ec = openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], b"");
-    for (alg, private) in [("RS256", rsa), ("ES256", ec)] {
+    let ed = openssl(&["genpkey", "-algorithm", "ED25519"], b"");
+    for (alg, private) in [("RS256", rsa), ("ES256", ec), ("EdDSA", ed)] {
         std::fs::write(path("private.pem"), &private).unwrap();
         std::fs::write(path("public.pem"), openssl(&["pkey", "-pubout"], &private)).unwrap();
         let public_key = PublicKey::load(&path("public.pem")).unwrap();
