@@ -15,7 +15,10 @@ pub const SHUTDOWN_EVENT: &str = "shutdown";
 /// itself, which a client must be able to trust, and those an `EventSource` gives a meaning of
 /// its own (a named `error` or `open` event reaches the `onerror` and `onopen` handlers).
 #[cfg_attr(not(feature = "ssr"), allow(dead_code))] // only the server checks them
-pub const RESERVED_EVENT_NAMES: [&str; 5] = [RESET_EVENT, SHUTDOWN_EVENT, JOB_EVENT, "error", "open"];
+/// (`token-expired` is the server's `auth::TOKEN_EXPIRED_EVENT`; a unit test there holds the two
+/// the same.)
+pub const RESERVED_EVENT_NAMES: [&str; 6] =
+    [RESET_EVENT, SHUTDOWN_EVENT, JOB_EVENT, "token-expired", "error", "open"];
 /// Ticks are unnamed events, which an `EventSource` delivers as `message`.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // the server writes no name for ticks
 pub const TICK_EVENT: &str = "message";
@@ -176,6 +179,12 @@ impl PageEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn publishers_cannot_send_the_token_expired_notice() {
+        assert!(RESERVED_EVENT_NAMES.contains(&crate::server::auth::TOKEN_EXPIRED_EVENT));
+    }
     use chrono::TimeZone;
 
     fn sample() -> DateTime<Utc> {

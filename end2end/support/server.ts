@@ -15,8 +15,11 @@ export class OwnServer {
     readonly address: string,
   ) {}
 
-  /** Starts the server on `address` (`127.0.0.1:0` picks a free port) and waits until it listens. */
-  static async start(address = "127.0.0.1:0"): Promise<OwnServer> {
+  /**
+   * Starts the server on `address` (`127.0.0.1:0` picks a free port), with `env` on top of the
+   * run's environment, and waits until it listens.
+   */
+  static async start(address = "127.0.0.1:0", env: Record<string, string> = {}): Promise<OwnServer> {
     const binary = process.env.HERALD_BIN ?? path.join(projectRoot, "target/debug/herald");
     const child = spawn(binary, [], {
       cwd: projectRoot,
@@ -27,6 +30,7 @@ export class OwnServer {
         // cargo-leptos builds the site with content-hashed asset names (Cargo.toml, hash-files).
         LEPTOS_HASH_FILES: "true",
         RUST_LOG: "herald=info",
+        ...env,
       },
       stdio: ["ignore", "ignore", "pipe"],
     });

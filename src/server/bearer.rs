@@ -15,17 +15,21 @@ pub enum BearerError {
 /// Checks `Authorization: Bearer <token>`. Both sides are hashed first, so the comparison takes
 /// the same time whatever the length or content of the guess.
 pub fn check_bearer(headers: &HeaderMap, token: &str) -> Result<(), BearerError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(BearerError::Missing)?;
+    let presented = bearer_token(headers).ok_or(BearerError::Missing)?;
     let matches: bool = Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
     if matches {
         Ok(())
     } else {
         Err(BearerError::Wrong)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if the request has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@ use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 use axum_extra::extract::cookie::Key;
 use clap::Parser;
 use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
+    auth::{patterns::TopicPattern, tokens::PublicKey, AccessSettings},
     client::{ClientRate, TrustedProxies},
     hub::HubSettings,
     jobs::JobSettings,
@@ -80,13 +82,13 @@ pub struct Config {
     pub stream_fast_path: bool,
 
     /// Bearer token that `POST /publish` requires; publishing is disabled when it is unset.
-    #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true)]
-    pub publish_token: Option<String>,
+    #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub publish_token: Option<SecretString>,
 
     /// Shared secret of the HMAC signatures on `POST /callbacks/{job}`; callbacks are refused
     /// when it is unset.
-    #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true)]
-    pub callback_secret: Option<String>,
+    #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true, value_parser = secret)]
+    pub callback_secret: Option<SecretString>,
 
     /// How far a callback's signature time may be from the server's clock.
     #[arg(long, env = "HERALD_CALLBACK_TOLERANCE", default_value = "5m", value_parser = positive_duration)]
@@ -174,8 +176,8 @@ pub struct Config {
     pub worker_url: String,
 
     /// Bearer token the worker requires on `POST /jobs` (the worker's own HERALD_WORKER_TOKEN).
-    #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true)]
-    pub worker_token: Option<String>,
+    #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub worker_token: Option<SecretString>,
 
     /// How many jobs the server keeps (running, or finished and still listed). When it is full,
     /// a new job takes the place of its own session's oldest finished one, never another
@@ -197,6 +199,27 @@ pub struct Config {
     #[arg(long, env = "HERALD_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
     pub cors_allow_origins: Vec<String>,
 
+    /// Secret of at least 32 bytes that subscriber and publisher tokens (JWTs) may be signed with,
+    /// HS256. Once a JWT key is set, every topic but `session.*` and HERALD_PUBLIC_TOPICS needs a
+    /// token whose `herald.subscribe` patterns cover it.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true, value_parser = session_key)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Path to a PEM public key that tokens may be signed for: RSA (RS256), P-256 (ES256) or
+    /// Ed25519 (EdDSA). Herald then holds no secret that can mint a token.
+    #[arg(long, env = "HERALD_JWT_PUBLIC_KEY", value_parser = PublicKey::load)]
+    pub jwt_public_key: Option<PublicKey>,
+
+    /// The audience tokens are for: a token with an `aud` claim must name it. Unset, a token
+    /// with an `aud` claim is refused.
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Topic patterns anyone may follow without a token once a JWT key is set, comma-separated
+    /// (`*` is one dot-separated segment, a final `**` the rest: `news.*,status.**`).
+    #[arg(long, env = "HERALD_PUBLIC_TOPICS", value_delimiter = ',', value_parser = TopicPattern::parse)]
+    pub public_topics: Vec<TopicPattern>,
+
     /// How logs are written to stderr (filter them with RUST_LOG).
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -217,7 +240,7 @@ pub struct Config {
     /// every one verifies, so a key is rotated by putting the new one first. Unset, a random one
     /// is made at start: sessions then end with the process and are not shared between instances.
     #[arg(long = "session-key", env = "HERALD_SESSION_KEY", hide_env_values = true, value_delimiter = ',', value_parser = session_key)]
-    pub session_keys: Vec<String>,
+    pub session_keys: Vec<SecretString>,
 
     /// How long a session lasts from the page load that started it; an older session cookie is
     /// no session, and the next page load starts a new one.
@@ -270,15 +293,19 @@ impl Config {
                 return Err("HERALD_REDIS_URL (--redis-url) shares sessions between instances: set HERALD_SESSION_KEY (--session-key) too, the same on every instance".to_owned());
             }
         }
+        // Without a key nothing is private but `session.*`: these would silently do nothing.
+        let no_key = self.jwt_secret.is_none() && self.jwt_public_key.is_none();
+        if no_key && (!self.public_topics.is_empty() || self.jwt_audience.is_some()) {
+            return Err("HERALD_PUBLIC_TOPICS and HERALD_JWT_AUDIENCE only apply to tokens: set HERALD_JWT_SECRET or HERALD_JWT_PUBLIC_KEY too".to_owned());
+        }
         let secrets = [
-            ("HERALD_PUBLISH_TOKEN (--publish-token)", self.publish_token.as_deref()),
-            ("HERALD_CALLBACK_SECRET (--callback-secret)", self.callback_secret.as_deref()),
-            ("HERALD_WORKER_TOKEN (--worker-token)", self.worker_token.as_deref()),
+            ("HERALD_PUBLISH_TOKEN (--publish-token)", self.publish_token.as_ref()),
+            ("HERALD_CALLBACK_SECRET (--callback-secret)", self.callback_secret.as_ref()),
+            ("HERALD_WORKER_TOKEN (--worker-token)", self.worker_token.as_ref()),
+            ("HERALD_JWT_SECRET (--jwt-secret)", self.jwt_secret.as_ref()),
         ]
         .into_iter()
-        .chain(
-            self.session_keys.iter().map(|key| ("HERALD_SESSION_KEY (--session-key)", Some(key.as_str()))),
-        );
+        .chain(self.session_keys.iter().map(|key| ("HERALD_SESSION_KEY (--session-key)", Some(key))));
         if let Some(bad) = self
             .cors_allow_origins
             .iter()
@@ -287,9 +314,9 @@ impl Config {
             return Err(format!("HERALD_CORS_ALLOW_ORIGINS (--cors-allow-origins) holds {bad:?}, which is not an origin such as https://app.example"));
         }
         if !listen.ip().is_loopback() {
-            let public = secrets
-                .into_iter()
-                .find(|(_, value)| value.is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX)));
+            let public = secrets.into_iter().find(|(_, value)| {
+                value.is_some_and(|v| v.expose_secret().starts_with(DEVELOPMENT_SECRET_PREFIX))
+            });
             if let Some((setting, _)) = public {
                 return Err(format!(
                     "{setting} is a public development secret, and Herald listens on {listen}, beyond loopback: set your own"
@@ -343,7 +370,7 @@ impl Config {
 
     pub(crate) fn publish_settings(&self) -> PublishSettings {
         PublishSettings {
-            token: self.publish_token.clone(),
+            token: self.publish_token.as_ref().map(|token| token.expose_secret().to_owned()),
             max_rate: NonZeroU32::new(self.max_publish_rate).expect("clap keeps it above zero"),
         }
     }
@@ -362,9 +389,18 @@ impl Config {
         ClientRate::per_minute(rate, "job starts", "HERALD_JOB_START_RATE")
     }
 
+    pub(crate) fn access_settings(&self) -> AccessSettings {
+        AccessSettings {
+            secret: self.jwt_secret.clone(),
+            public_key: self.jwt_public_key.clone(),
+            audience: self.jwt_audience.clone(),
+            public_topics: self.public_topics.clone(),
+        }
+    }
+
     /// `None` while no callback secret is set: callbacks are disabled.
     pub(crate) fn callback_settings(&self) -> Option<CallbackSettings> {
-        let secret = self.callback_secret.clone()?;
+        let secret = self.callback_secret.as_ref()?.expose_secret().to_owned();
         Some(CallbackSettings { secret, tolerance: self.callback_tolerance })
     }
 
@@ -376,7 +412,9 @@ impl Config {
                 tracing::warn!("HERALD_SESSION_KEY is unset: sessions end when this process does");
                 vec![Key::generate()]
             }
-            secrets => secrets.iter().map(|secret| Key::derive_from(secret.as_bytes())).collect(),
+            secrets => {
+                secrets.iter().map(|secret| Key::derive_from(secret.expose_secret().as_bytes())).collect()
+            }
         };
         SessionSettings {
             keys,
@@ -393,16 +431,17 @@ impl Config {
             max_jobs_per_session: self.max_jobs_per_session as usize,
             timeout: self.job_timeout,
             worker_url: self.worker_url.clone(),
-            worker_token: self.worker_token.clone(),
+            worker_token: self.worker_token.as_ref().map(|token| token.expose_secret().to_owned()),
             callback_base,
         }
     }
 }
 
-/// A session key long enough to derive a signing key from (HKDF wants 32 bytes or more).
-fn session_key(text: &str) -> Result<String, String> {
+/// A session key long enough to derive a signing key from (HKDF wants 32 bytes or more), or a
+/// JWT secret as long as HS256's hash (RFC 7518 §3.2).
+fn session_key(text: &str) -> Result<SecretString, String> {
     match text.len() {
-        32.. => Ok(text.to_owned()),
+        32.. => Ok(text.into()),
         short => Err(format!("must be at least 32 bytes long (got {short})")),
     }
 }
@@ -435,6 +474,11 @@ fn proxy_range(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{text:?} is neither a CIDR range (such as 10.0.0.0/8) nor an address"))
 }
 
+/// Any other secret, as typed: clap wraps it at once, so that `Debug` never shows it.
+fn secret(text: &str) -> Result<SecretString, String> {
+    Ok(text.into())
+}
+
 /// A human duration such as `15s` or `250ms` that is not zero (a zero interval would spin).
 fn positive_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
@@ -461,7 +505,7 @@ mod tests {
     #[test]
     fn development_secrets_are_refused_beyond_loopback_and_accepted_on_it() {
         let mut config = Config::defaults();
-        config.callback_secret = Some("dev-only-callback-secret".to_owned());
+        config.callback_secret = Some("dev-only-callback-secret".into());
 
         assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
         let refused = config.check(([0, 0, 0, 0], 3000).into()).unwrap_err();
@@ -472,8 +516,8 @@ mod tests {
     fn a_development_session_key_is_refused_beyond_loopback_wherever_it_stands_in_the_list() {
         let mut config = Config::defaults();
         config.session_keys = vec![
-            "a real key of at least thirty-two bytes".to_owned(),
-            "dev-only-session-key-that-is-long".to_owned(),
+            "a real key of at least thirty-two bytes".into(),
+            "dev-only-session-key-that-is-long".into(),
         ];
 
         let refused = config.check(([0, 0, 0, 0], 3000).into()).unwrap_err();
@@ -482,8 +526,11 @@ mod tests {
 
     #[test]
     fn session_keys_are_a_comma_separated_list_each_long_enough() {
-        let keys =
-            |value: &str| Config::try_parse_from(["herald", "--session-key", value]).map(|c| c.session_keys);
+        let keys = |value: &str| {
+            Config::try_parse_from(["herald", "--session-key", value]).map(|config| {
+                config.session_keys.iter().map(|key| key.expose_secret().to_owned()).collect::<Vec<_>>()
+            })
+        };
         let (new, old) = ("n".repeat(32), "o".repeat(40));
 
         assert_eq!(keys(&format!("{new},{old}")).unwrap(), [new.clone(), old]);
@@ -503,6 +550,28 @@ mod tests {
     }
 
     #[test]
+    fn token_settings_without_a_key_are_refused_rather_than_ignored() {
+        let mut config = Config::defaults();
+        config.public_topics = vec!["news.*".parse().unwrap()];
+        let refused = config.check(([127, 0, 0, 1], 3000).into()).unwrap_err();
+        assert!(refused.contains("HERALD_JWT_SECRET"), "{refused}");
+        config.jwt_secret = Some("a secret of thirty-two bytes or more".into());
+        assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
+    }
+
+    #[test]
+    fn a_bad_pattern_or_key_file_or_short_secret_is_refused_at_parse_time_naming_it() {
+        for args in [
+            ["herald", "--public-topics", "news.*,user*"],
+            ["herald", "--jwt-public-key", "/nonexistent/key.pem"],
+            ["herald", "--jwt-secret", "too short"],
+        ] {
+            let err = Config::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains(args[1]), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
     fn trusted_proxies_are_ranges_or_single_addresses_and_anything_else_is_refused() {
         let parsed =
             Config::try_parse_from(["herald", "--trusted-proxies", "172.28.0.0/16, 10.0.0.1,fd00::/8"])
@@ -516,6 +585,23 @@ mod tests {
             let refused =
                 Config::try_parse_from(["herald", "--trusted-proxies", bad]).unwrap_err().to_string();
             assert!(refused.contains("neither a CIDR range"), "{bad:?}: {refused}");
+        }
+    }
+
+    #[test]
+    fn the_settings_never_print_their_secrets() {
+        let config = Config::try_parse_from([
+            "herald",
+            "--publish-token=publish-secret",
+            "--callback-secret=callback-secret",
+            "--worker-token=worker-secret",
+            "--session-key=session-secret-of-thirty-two-bytes!",
+            "--jwt-secret=jwt-secret-of-thirty-two-bytes-or-more",
+        ])
+        .unwrap();
+        let printed = format!("{config:?} {:?}", config.access_settings());
+        for secret in ["publish-secret", "callback-secret", "worker-secret", "session-secret", "jwt-secret"] {
+            assert!(!printed.contains(secret), "{secret} is printed: {printed}");
         }
     }
 }

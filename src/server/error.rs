@@ -17,6 +17,11 @@ pub(crate) enum ApiError {
     Invalid(InvalidField),
     /// 401: a missing or wrong bearer token; the answer names the scheme in `WWW-Authenticate`.
     Unauthorized(&'static str),
+    /// 401 `token-required`: the topic is private and the request brought no token.
+    TokenRequired(&'static str),
+    /// 401 `invalid-token`: a token came but does not verify (malformed, expired, wrongly
+    /// signed); the message says which.
+    BadToken(String),
     /// 401: a missing, wrong or used callback signature. Not a bearer scheme, so no
     /// `WWW-Authenticate`.
     BadSignature(&'static str),
@@ -63,7 +68,11 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Invalid(_) | Self::ReservedEventName(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) | Self::BadSignature(_) | Self::NoSession => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_)
+            | Self::BadSignature(_)
+            | Self::NoSession
+            | Self::TokenRequired(_)
+            | Self::BadToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -81,6 +90,8 @@ impl ApiError {
             Self::Unauthorized(_) | Self::BadSignature(_) => "unauthorized",
             Self::NoSession => "no-session",
             Self::ReservedEventName(_) => "reserved-event-name",
+            Self::TokenRequired(_) => "token-required",
+            Self::BadToken(_) => "invalid-token",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
@@ -102,10 +113,12 @@ impl ApiError {
             Self::ReservedEventName(name) => format!(
                 "event: {name:?} is a name Herald sends itself; choose another (docs/api.md lists the reserved names)"
             ),
-            Self::Unauthorized(message) | Self::BadSignature(message) | Self::Disabled(message) => {
-                (*message).to_owned()
-            }
+            Self::Unauthorized(message)
+            | Self::BadSignature(message)
+            | Self::Disabled(message)
+            | Self::TokenRequired(message) => (*message).to_owned(),
             Self::Forbidden(message)
+            | Self::BadToken(message)
             | Self::NotFound(message)
             | Self::Conflict(message)
             | Self::IdempotencyKeyReused(message) => message.clone(),
@@ -127,8 +140,15 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
-            Self::Unauthorized(_) => {
+            Self::Unauthorized(_) | Self::TokenRequired(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // RFC 6750 §3.1: the error code that tells a client to get a new token.
+            Self::BadToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
             }
             Self::Busy { retry_after, .. } | Self::TooMany { retry_after, .. } => {
                 let seconds = retry_after.as_secs().max(1);

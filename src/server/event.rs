@@ -35,7 +35,8 @@ impl fmt::Display for InvalidField {
 
 impl std::error::Error for InvalidField {}
 
-/// A topic name: 1 to 128 characters from `A–Z a–z 0–9 - _ . :`.
+/// A topic name: 1 to 128 characters from `A–Z a–z 0–9 - _ . :`, in segments separated by `.`
+/// that topic patterns match one by one (see `server::auth::patterns`).
 ///
 /// Topics that start with [`Topic::PRIVATE_PREFIX`] belong to one browser session each.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -51,6 +52,14 @@ impl Topic {
             return Err(InvalidField::new(
                 "topic",
                 format!("must be 1 to {} characters long", Self::MAX_LEN),
+            ));
+        }
+        // `/` is refused rather than read as a second separator: patterns split on `.` alone,
+        // so `orders/42` and `orders.42` cannot both exist and mean different things to `orders.*`.
+        if text.contains('/') {
+            return Err(InvalidField::new(
+                "topic",
+                "may not hold '/': segments are separated by '.', so write orders.42, not orders/42",
             ));
         }
         if let Some(bad) =
@@ -220,6 +229,26 @@ pub fn frame(id: Option<EventId>, event: Option<&EventName>, data: &str) -> Byte
     out.freeze()
 }
 
+/// `frame` with a first data line that names `topic`, so the event's data reads
+/// `<topic>\n<data>`: what a subscriber that asked for topics gets. A topic holds no line break,
+/// so the first line of the data is always the whole topic.
+pub fn with_topic_line(frame: &Bytes, topic: &Topic) -> Bytes {
+    // The `id:` and `event:` lines come first and hold no line break: the data starts at the
+    // first line that begins with `data: `.
+    let start = if frame.starts_with(b"data: ") {
+        0
+    } else {
+        frame.windows(7).position(|window| window == b"\ndata: ").map_or(frame.len(), |at| at + 1)
+    };
+    let mut out = BytesMut::with_capacity(frame.len() + topic.as_str().len() + 7);
+    out.put_slice(&frame[..start]);
+    out.put_slice(b"data: ");
+    out.put_slice(topic.as_str().as_bytes());
+    out.put_u8(b'\n');
+    out.put_slice(&frame[start..]);
+    out.freeze()
+}
+
 /// The `retry:` field that opens a stream: all digits, in milliseconds.
 pub fn retry_frame(millis: u64) -> Bytes {
     Bytes::from(format!("retry: {millis}\n\n"))
@@ -268,6 +297,12 @@ mod tests {
             let err = Topic::parse(bad).unwrap_err();
             assert_eq!(err.field, "topic", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_slash_is_refused_with_the_dotted_name_to_write_instead() {
+        let err = Topic::parse("orders/42").unwrap_err();
+        assert!(err.reason.contains("orders.42"), "{err:?}");
     }
 
     #[test]
@@ -346,6 +381,23 @@ mod tests {
     #[test]
     fn leading_spaces_and_colons_survive_because_a_space_follows_every_field_colon() {
         assert_eq!(text(frame(None, None, " x: y")), "data:  x: y\n\n");
+    }
+
+    #[test]
+    fn a_topic_line_opens_the_data_of_named_unnamed_and_empty_events() {
+        let topic = Topic::parse("user.42").unwrap();
+        let name = EventName::parse("data: not a data line").unwrap();
+        let id = EventId { incarnation: 1, seq: 2 };
+        for (framed, expected) in [
+            (
+                frame(Some(id), Some(&name), "a\nb"),
+                "id: 1-2\nevent: data: not a data line\ndata: user.42\ndata: a\ndata: b\n\n",
+            ),
+            (frame(Some(id), None, ""), "id: 1-2\ndata: user.42\ndata: \n\n"),
+            (frame(None, None, "x"), "data: user.42\ndata: x\n\n"),
+        ] {
+            assert_eq!(text(with_topic_line(&framed, &topic)), expected);
+        }
     }
 
     #[test]

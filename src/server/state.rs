@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    auth::Access,
     client::{ClientRate, TrustedProxies},
     clock::{self, Clock},
     config::Config,
@@ -29,6 +30,7 @@ pub(crate) struct AppState {
     hub: Arc<Hub>,
     streams: Streams,
     publishing: Publishing,
+    access: Access,
     callbacks: Callbacks,
     jobs: JobService,
     sessions: Sessions,
@@ -66,6 +68,7 @@ impl AppState {
         };
         let metrics = Metrics::new(&hub.stats, redis_series.as_ref());
         hub::spawn_purge(Arc::clone(&hub), shutdown.clone());
+        let access = Access::new(config.access_settings());
         Self {
             leptos_options,
             clock: clock::spawn(shutdown.clone(), hub.stats.published_as(TopicClass::Clock)),
@@ -75,7 +78,8 @@ impl AppState {
                 shutdown.clone(),
             ),
             metrics,
-            publishing: Publishing::new(config.publish_settings()),
+            publishing: Publishing::new(config.publish_settings(), access.verifier()),
+            access,
             callbacks: Callbacks::new(config.callback_settings(), redis.clone()),
             readiness: Readiness::new(shutdown.clone(), redis.clone()),
             cors_allow_origins: config

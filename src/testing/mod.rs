@@ -18,6 +18,7 @@ pub use server::{
 };
 
 pub use crate::protocol::{JobStatus, JobView, Tick, RESERVED_EVENT_NAMES};
+pub use crate::server::auth::tokens::PublicKey;
 pub use crate::server::session::forge_cookie as forge_session_cookie;
 pub use crate::server::Config;
 pub use crate::server::{

@@ -40,10 +40,10 @@ pub async fn spawn_app() -> TestApp {
 /// `HERALD_TEST_BACKEND` names: `memory` (the default) or `redis`, a [`RedisServer`] of its own.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::defaults();
-    config.publish_token = Some(TOKEN.to_owned());
-    config.callback_secret = Some(CALLBACK_SECRET.to_owned());
-    config.worker_token = Some(WORKER_TOKEN.to_owned());
-    config.session_keys = vec![SESSION_KEY.to_owned()];
+    config.publish_token = Some(TOKEN.into());
+    config.callback_secret = Some(CALLBACK_SECRET.into());
+    config.worker_token = Some(WORKER_TOKEN.into());
+    config.session_keys = vec![SESSION_KEY.into()];
     let redis = match std::env::var("HERALD_TEST_BACKEND").as_deref() {
         Err(std::env::VarError::NotPresent) | Ok("memory") => None,
         Ok("redis") => Some(RedisServer::start().await),

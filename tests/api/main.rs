@@ -19,3 +19,4 @@ mod remote;
 mod sessions;
 mod shutdown;
 mod stream_path;
+mod tokens;

@@ -168,8 +168,8 @@ async fn an_expired_session_cookie_is_no_session_and_the_page_starts_a_new_one()
 async fn a_cookie_signed_with_a_retired_key_is_accepted_and_signed_again_with_the_new_one() {
     const NEW_KEY: &str = "the key that signs sessions from today on";
     let rotated =
-        spawn_app_with(|config| config.session_keys = vec![NEW_KEY.to_owned(), SESSION_KEY.to_owned()]).await;
-    let new_only = spawn_app_with(|config| config.session_keys = vec![NEW_KEY.to_owned()]).await;
+        spawn_app_with(|config| config.session_keys = vec![NEW_KEY.into(), SESSION_KEY.into()]).await;
+    let new_only = spawn_app_with(|config| config.session_keys = vec![NEW_KEY.into()]).await;
     let old = forge_session_cookie(SESSION_KEY, SystemTime::now());
 
     let resigned = page_cookie(&rotated, &old).await.expect("the session signed again");

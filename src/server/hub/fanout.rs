@@ -1,13 +1,17 @@
 //! This instance's subscribers: which topics each follows, and a bounded queue each, into which
 //! published frames are handed without ever waiting.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::server::event::{EventId, Topic};
+use crate::server::event::{self, EventId, Topic};
 
 /// A frame on its way to its subscribers, shared by all of them: its id, to tell it from a
 /// replayed one, and when it was published, for the latency histogram.
@@ -15,6 +19,21 @@ pub(super) struct Frame {
     pub bytes: Bytes,
     pub id: EventId,
     pub published: Instant,
+    /// The topic it was published to; none for a notice to every subscriber.
+    pub topic: Option<Topic>,
+    /// The frame with its topic line, made by the first subscriber that asks for topics and
+    /// shared by the others: subscribers that do not ask cost nothing.
+    with_topic: OnceLock<Bytes>,
+}
+
+impl Frame {
+    /// The frame as a subscriber that asked for topics gets it: see [`event::with_topic_line`].
+    pub(super) fn with_topic(&self) -> Bytes {
+        match &self.topic {
+            None => self.bytes.clone(),
+            Some(topic) => self.with_topic.get_or_init(|| event::with_topic_line(&self.bytes, topic)).clone(),
+        }
+    }
 }
 
 /// What one subscriber's queue holds: a pointer to the shared frame. Eight bytes a slot keeps
@@ -69,7 +88,13 @@ impl Fanout {
         let Some(queues) = subscribers.by_topic.get(topic) else {
             return Delivered { taken: 0, too_slow: 0 };
         };
-        let frame = Arc::new(Frame { bytes: bytes.clone(), id, published });
+        let frame = Arc::new(Frame {
+            bytes: bytes.clone(),
+            id,
+            published,
+            topic: Some(topic.clone()),
+            with_topic: OnceLock::new(),
+        });
         let mut taken = 0;
         let mut too_slow = vec![];
         for (key, queue) in queues {
@@ -91,7 +116,13 @@ impl Fanout {
     /// clients as surely, once they reconnect.
     pub(super) fn deliver_to_all(&self, id: EventId, bytes: &Bytes) {
         let mut subscribers = self.0.lock();
-        let frame = Arc::new(Frame { bytes: bytes.clone(), id, published: Instant::now() });
+        let frame = Arc::new(Frame {
+            bytes: bytes.clone(),
+            id,
+            published: Instant::now(),
+            topic: None,
+            with_topic: OnceLock::new(),
+        });
         let full: Vec<u64> = subscribers
             .members
             .iter()

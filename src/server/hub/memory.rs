@@ -163,7 +163,7 @@ impl MemoryLog {
             return Err(gap(ResetReason::UnknownId));
         }
         let mut missed = vec![];
-        for topic in topics {
+        for (index, topic) in topics.iter().enumerate() {
             let forgotten_through = match state.histories.get(topic) {
                 Some(history) => history.forgotten_through,
                 None => state.idle_forgotten_through,
@@ -172,14 +172,18 @@ impl MemoryLog {
                 return Err(gap(ResetReason::Expired));
             }
             let events = state.histories.get(topic).map(|history| &history.events);
-            missed.extend(events.into_iter().flatten().filter(|stored| stored.seq > since.seq));
+            let after = events.into_iter().flatten().filter(|stored| stored.seq > since.seq);
+            missed.extend(after.map(|stored| (index, stored)));
         }
-        let bytes: usize = missed.iter().map(|stored| stored.frame.len()).sum();
+        let bytes: usize = missed.iter().map(|(_, stored)| stored.frame.len()).sum();
         if missed.len() > self.settings.max_replay_events || bytes > self.settings.max_replay_bytes {
             return Err(gap(ResetReason::ReplayTooLarge));
         }
-        missed.sort_unstable_by_key(|stored| stored.seq);
-        Ok(Missed { frames: missed.into_iter().map(|stored| stored.frame.clone()).collect(), top })
+        missed.sort_unstable_by_key(|(_, stored)| stored.seq);
+        Ok(Missed {
+            frames: missed.into_iter().map(|(index, stored)| (index, stored.frame.clone())).collect(),
+            top,
+        })
     }
 
     /// The id of the latest event, or `<incarnation>-0` before the first.

@@ -101,9 +101,10 @@ pub(super) struct Once {
     digest: [u8; 32],
 }
 
-/// The events a resuming subscriber missed, and the top of the log when they were read.
+/// The events a resuming subscriber missed, each with the index of its topic among those asked
+/// for, and the top of the log when they were read.
 struct Missed {
-    frames: Vec<Bytes>,
+    frames: Vec<(usize, Bytes)>,
     top: EventId,
 }
 
@@ -250,6 +251,7 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
         let (key, receiver) = self.fanout.join(topics.clone(), self.settings.queue_len);
         let membership = Membership { hub: Arc::clone(self), key };
+        let tagging = topics.clone();
         let opening = match last_event_id {
             None => async { Opening { frames: vec![], through: None } }.boxed(),
             Some(raw) => {
@@ -257,7 +259,7 @@ impl Hub {
                 async move { hub.opening(&topics, &raw).await }.boxed()
             }
         };
-        Subscription { opening, receiver, membership }
+        Subscription { opening, receiver, membership, topics: tagging, with_topics: false }
     }
 
     /// What a subscription resuming after `raw` opens with, retried until Redis answers; each
@@ -286,11 +288,14 @@ impl Hub {
             },
         };
         Ok(match missed {
-            Ok(Missed { frames, top }) => Opening { frames, through: Some(top) },
+            Ok(Missed { frames, top }) => Opening {
+                frames: frames.into_iter().map(|(index, frame)| (Some(index), frame)).collect(),
+                through: Some(top),
+            },
             Err(Gap { reason, top }) => {
                 self.stats.resets.inc();
                 self.stats.resets_by_reason.get_or_create(&ReasonLabel { reason: reason.name() }).inc();
-                Opening { frames: vec![self.reset_frame(reason, top)], through: Some(top) }
+                Opening { frames: vec![(None, self.reset_frame(reason, top))], through: Some(top) }
             }
         })
     }
@@ -372,10 +377,10 @@ fn digest(event: &NewEvent) -> [u8; 32] {
 /// observed, one event to 10,000 subscribers cost 10,000 lock round trips (`benches/fanout.rs`).
 const LATENCY_SAMPLE_EVERY: u32 = 16;
 
-/// What a subscription sends before any live frame, and the position it reaches: live frames
-/// at or before it are already in the opening.
+/// What a subscription sends before any live frame, each with the index of its topic (none for a
+/// reset), and the position it reaches: live frames at or before it are already in the opening.
 struct Opening {
-    frames: Vec<Bytes>,
+    frames: Vec<(Option<usize>, Bytes)>,
     through: Option<EventId>,
 }
 
@@ -384,14 +389,29 @@ pub struct Subscription {
     opening: BoxFuture<'static, Opening>,
     receiver: mpsc::Receiver<LiveFrame>,
     membership: Membership,
+    /// The topics followed, to name them in frames when `with_topics` asks for it.
+    topics: Vec<Topic>,
+    with_topics: bool,
 }
 
 impl Subscription {
+    /// Makes every event's data open with a line that names its topic (a reset, which is about
+    /// every topic, stays as it is): for a connection that follows several topics.
+    pub fn with_topics(self) -> Self {
+        Self { with_topics: true, ..self }
+    }
+
     /// The opening frames, then live frames until the hub drops this subscriber.
     pub fn into_stream(self) -> impl Stream<Item = Bytes> + Send + 'static {
-        let Self { opening, receiver, membership } = self;
+        let Self { opening, receiver, membership, topics, with_topics } = self;
+        // Kept for the life of the stream only when needed: most streams do not ask for topics.
+        let topics = if with_topics { topics } else { Vec::new() };
         futures::stream::once(async move {
             let Opening { frames, through } = opening.await;
+            let frames = frames.into_iter().map(move |(index, frame)| match index {
+                Some(index) if with_topics => event::with_topic_line(&frame, &topics[index]),
+                _ => frame,
+            });
             // The closure owns the membership, so the subscriber leaves the hub exactly when the
             // stream is dropped, however it ends.
             let mut delivered = 0u32;
@@ -411,7 +431,11 @@ impl Subscription {
                             .observe(frame.published.elapsed().as_secs_f64());
                     }
                     delivered = delivered.wrapping_add(1);
-                    frame.bytes.clone()
+                    if with_topics {
+                        frame.with_topic()
+                    } else {
+                        frame.bytes.clone()
+                    }
                 });
             futures::stream::iter(frames).chain(live)
         })
@@ -471,7 +495,13 @@ mod tests {
     /// What a subscription of `topics` resuming after `last_event_id` opens with.
     async fn opening(hub: &Hub, topics: &[&str], last_event_id: &str) -> Vec<String> {
         let topics: Vec<Topic> = topics.iter().map(|name| topic(name)).collect();
-        hub.replay(&topics, last_event_id).await.unwrap().frames.iter().map(text).collect()
+        hub.replay(&topics, last_event_id)
+            .await
+            .unwrap()
+            .frames
+            .iter()
+            .map(|(_, frame)| text(frame))
+            .collect()
     }
 
     async fn next(subscription: &mut Subscription) -> String {

@@ -262,13 +262,17 @@ impl RedisLog {
                 [status, epoch, top, entries @ ..] if status == b"ok" => {
                     let top =
                         EventId { incarnation: number(epoch).unwrap_or(0), seq: number(top).unwrap_or(0) };
-                    let mut missed: Vec<(u64, Bytes)> = entries
-                        .chunks_exact(2)
-                        .map(|pair| (number(&pair[0]).unwrap_or(0), Bytes::copy_from_slice(&pair[1])))
+                    // Each entry: its id, the index of its topic among `topics`, its frame.
+                    let mut missed: Vec<(u64, usize, Bytes)> = entries
+                        .chunks_exact(3)
+                        .map(|entry| {
+                            let index = number(&entry[1]).unwrap_or(0) as usize;
+                            (number(&entry[0]).unwrap_or(0), index, Bytes::copy_from_slice(&entry[2]))
+                        })
                         .collect();
-                    missed.sort_unstable_by_key(|(seq, _)| *seq);
+                    missed.sort_unstable_by_key(|(seq, _, _)| *seq);
                     return Ok(Ok(Missed {
-                        frames: missed.into_iter().map(|(_, frame)| frame).collect(),
+                        frames: missed.into_iter().map(|(_, index, frame)| (index, frame)).collect(),
                         top,
                     }));
                 }

@@ -1,16 +1,20 @@
 //! `GET /events?topic=a&topic=b`: any number of topics (up to the limit) on one SSE connection,
-//! resumable with `Last-Event-ID` (header) or `lastEventId` (query).
+//! resumable with `Last-Event-ID` (header) or `lastEventId` (query). With `withTopic=1`, each
+//! event's data opens with a line naming its topic. Private topics need a token
+//! (see [`crate::server::auth`]), in `Authorization: Bearer` or `access_token`.
 
 use std::sync::Arc;
 
-use axum::{extract::State, response::Response};
+use axum::{extract::State, http::HeaderMap, response::Response};
 
 use super::stream_request::StreamRequest;
-use crate::server::{error::ApiError, event::Topic, hub::Hub, sse::Streams};
+use crate::server::{auth::Access, error::ApiError, event::Topic, hub::Hub, sse::Streams};
 
 pub(crate) async fn event_stream(
     State(streams): State<Streams>,
     State(hub): State<Arc<Hub>>,
+    State(access): State<Access>,
+    headers: HeaderMap,
     StreamRequest { session, client, query, resume }: StreamRequest,
 ) -> Result<Response, ApiError> {
     let topics = parse_topics(&query, streams.max_topics())?;
@@ -24,10 +28,27 @@ pub(crate) async fn event_stream(
             None => format!("topic {foreign} is a session's: send that session's cookie"),
         }));
     }
+    let grant = access.admit_subscriber(&headers, &query, &topics)?;
+
+    let with_topic = with_topic(&query)?;
 
     let slot = streams.reserve(client)?;
     let subscription = hub.subscribe(topics, resume.as_deref());
-    Ok(streams.respond(subscription.into_stream(), slot, "/events"))
+    let subscription = if with_topic { subscription.with_topics() } else { subscription };
+    Ok(streams.respond(access.until_expiry(subscription.into_stream(), &grant), slot, "/events"))
+}
+
+/// Whether the query asks for each event's data to open with a line naming its topic
+/// (`withTopic=1` or `true`; `0`, `false` or no parameter leave the data as published).
+fn with_topic(query: &str) -> Result<bool, ApiError> {
+    match form_urlencoded::parse(query.as_bytes()).filter(|(key, _)| key == "withTopic").last() {
+        None => Ok(false),
+        Some((_, value)) => match value.as_ref() {
+            "1" | "true" => Ok(true),
+            "0" | "false" => Ok(false),
+            _ => Err(ApiError::invalid("withTopic", "must be 1, true, 0 or false")),
+        },
+    }
 }
 
 /// The `topic` parameters of a query, each once, in order; other parameters are ignored.

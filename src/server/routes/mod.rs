@@ -120,7 +120,9 @@ pub(crate) fn router(state: AppState) -> Router {
                     let id = request.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("-");
                     let client = request.extensions().get::<ClientAddr>().map(|client| client.0);
                     let client = tracing::field::display(client.map_or_else(|| "-".to_owned(), |ip| ip.to_string()));
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id = %id, client)
+                    // The path alone: the query may hold an `access_token`. `sub` is filled in
+                    // by a route that checks a token, to name its holder.
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id = %id, client, sub = tracing::field::Empty)
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
         )
@@ -158,7 +160,8 @@ fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins.iter().cloned()))
             .allow_methods([Method::GET])
-            .allow_headers([HeaderName::from_static("last-event-id")])
+            // A fetch-based client may send its token as a header; `EventSource` cannot.
+            .allow_headers([HeaderName::from_static("last-event-id"), header::AUTHORIZATION])
             // Private topics need the session cookie: `new EventSource(url, {withCredentials: true})`.
             .allow_credentials(true)
     })
@@ -184,7 +187,7 @@ mod tests {
 
     fn app_stopped_by(shutdown: CancellationToken, adjust: impl FnOnce(&mut Config)) -> Router {
         let mut config = Config::defaults();
-        config.publish_token = Some("token".to_owned());
+        config.publish_token = Some("token".into());
         adjust(&mut config);
         let options = leptos::config::LeptosOptions::builder().output_name("herald").build();
         router(AppState::new(&config, options, &shutdown))
@@ -281,7 +284,7 @@ mod tests {
     #[tokio::test]
     async fn a_path_that_is_not_utf8_gets_a_json_400() {
         let (status, _, body) = answer(
-            app(|config| config.callback_secret = Some("secret".to_owned())),
+            app(|config| config.callback_secret = Some("secret".into())),
             post_json("/callbacks/%FF", None, "{}"),
         )
         .await;

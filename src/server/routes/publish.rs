@@ -3,7 +3,11 @@
 //! Body: `{"topic": "...", "event": "..."?, "data": ...}`. `data` is text; any other JSON value
 //! is sent as its compact JSON text. Answers `202 {"id", "subscribers", "duplicate"}`.
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{
+    num::NonZeroU32,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::State,
@@ -15,7 +19,11 @@ use serde_json::{json, Value};
 
 use crate::protocol::RESERVED_EVENT_NAMES;
 use crate::server::{
-    bearer::{check_bearer, BearerError},
+    auth::{
+        patterns::{covers, TopicPattern},
+        tokens::Verifier,
+    },
+    bearer::{bearer_token, check_bearer, BearerError},
     error::ApiError,
     event::{EventName, IdempotencyKey, NewEvent, Topic},
     extract::{Admitted, Gate, JsonBody},
@@ -36,13 +44,16 @@ pub(crate) struct PublishSettings {
 #[derive(Clone)]
 pub(crate) struct Publishing {
     token: Option<Arc<str>>,
+    /// Checks publisher tokens (JWTs) while a JWT key is configured.
+    verifier: Option<Arc<Verifier>>,
     rate: Arc<governor::DefaultDirectRateLimiter>,
 }
 
 impl Publishing {
-    pub(crate) fn new(settings: PublishSettings) -> Self {
+    pub(crate) fn new(settings: PublishSettings, verifier: Option<Arc<Verifier>>) -> Self {
         Self {
             token: settings.token.map(Arc::from),
+            verifier,
             rate: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(settings.max_rate))),
         }
     }
@@ -56,21 +67,46 @@ impl Publishing {
     }
 }
 
-/// Lets through callers that present the publish token: 503 while publishing is disabled, 401
-/// without the right token.
-impl Gate for Publishing {
-    type Pass = ();
+/// Who a publisher is: the holder of the publish token, or of a publisher token (a JWT).
+#[derive(Debug)]
+pub(crate) enum Publisher {
+    /// `HERALD_PUBLISH_TOKEN`: every topic but `session.*`.
+    Any,
+    /// A token: the topics its `herald.publish` patterns cover.
+    Covering(Vec<TopicPattern>),
+}
 
-    fn admit(&self, head: &Parts) -> Result<(), ApiError> {
-        let Some(token) = self.token.as_deref() else {
-            return Err(ApiError::Disabled("publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it"));
+/// Lets through callers that present the publish token, or a publisher token while a JWT key is
+/// configured: 503 while publishing is disabled, 401 without a token that holds.
+impl Gate for Publishing {
+    type Pass = Publisher;
+
+    fn admit(&self, head: &Parts) -> Result<Publisher, ApiError> {
+        let Some(verifier) = &self.verifier else {
+            let Some(token) = self.token.as_deref() else {
+                return Err(ApiError::Disabled(
+                    "publishing is disabled: set HERALD_PUBLISH_TOKEN to enable it",
+                ));
+            };
+            return check_bearer(&head.headers, token).map(|()| Publisher::Any).map_err(|err| match err {
+                BearerError::Missing => {
+                    ApiError::Unauthorized("send Authorization: Bearer <HERALD_PUBLISH_TOKEN>")
+                }
+                BearerError::Wrong => ApiError::Unauthorized("the bearer token is wrong"),
+            });
         };
-        check_bearer(&head.headers, token).map_err(|err| match err {
-            BearerError::Missing => {
-                ApiError::Unauthorized("send Authorization: Bearer <HERALD_PUBLISH_TOKEN>")
-            }
-            BearerError::Wrong => ApiError::Unauthorized("the bearer token is wrong"),
-        })
+        if self.token.as_deref().is_some_and(|token| check_bearer(&head.headers, token).is_ok()) {
+            return Ok(Publisher::Any);
+        }
+        let presented = bearer_token(&head.headers).ok_or(ApiError::Unauthorized(
+            "send Authorization: Bearer with HERALD_PUBLISH_TOKEN or a publisher token",
+        ))?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+        let claims = verifier.verify(presented, now).map_err(|err| ApiError::BadToken(err.message()))?;
+        if let Some(subject) = &claims.sub {
+            tracing::Span::current().record("sub", subject.as_str());
+        }
+        Ok(Publisher::Covering(claims.herald.publish))
     }
 }
 
@@ -94,7 +130,7 @@ fn text_or_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D:
 }
 
 pub(crate) async fn publish(
-    _: Admitted<Publishing>,
+    Admitted(publisher): Admitted<Publishing>,
     State(publishing): State<Publishing>,
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
@@ -114,6 +150,13 @@ pub(crate) async fn publish(
         return Err(ApiError::Forbidden(format!(
             "topic {topic} is private to a browser session: only Herald's own job flow publishes there"
         )));
+    }
+    if let Publisher::Covering(patterns) = &publisher {
+        if !covers(patterns, &topic) {
+            return Err(ApiError::Forbidden(format!(
+                "the token does not cover topic {topic}: no pattern of its herald.publish matches it"
+            )));
+        }
     }
     let event = NewEvent { topic, name, data };
     let published = match idempotency_key {

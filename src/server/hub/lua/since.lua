@@ -4,7 +4,8 @@
 -- KEYS: 1 epoch, 2 seq, 3 idle watermark, 4 topics, 5.. the topics' streams
 -- ARGV: 1 the id's epoch, 2 the id's sequence number, 3 history age (ms), 4 most events,
 --       5 most bytes, 6.. the topics, as in KEYS[5..]
--- Answers {'ok', epoch, top, id, frame, id, frame, ...}, {'gap', epoch, top, reason} or {'lost'}.
+-- Answers {'ok', epoch, top, id, topic index (0-based, in KEYS[5..] order), frame, ...},
+-- {'gap', epoch, top, reason} or {'lost'}.
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {'lost'} end
 local top = redis.call('GET', KEYS[2]) or '0'
@@ -46,6 +47,7 @@ for i = 5, #KEYS do
         return {'gap', epoch, top, 'replay-too-large'}
       end
       table.insert(missed, entry[1])
+      table.insert(missed, tostring(i - 5))
       table.insert(missed, entry[2][6])
       from = '(' .. entry[1]
     end
