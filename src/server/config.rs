@@ -187,10 +187,10 @@ impl Config {
             }
         }
         let secrets = [
-            ("HERALD_PUBLISH_TOKEN (--publish-token)", &self.publish_token),
-            ("HERALD_CALLBACK_SECRET (--callback-secret)", &self.callback_secret),
-            ("HERALD_WORKER_TOKEN (--worker-token)", &self.worker_token),
-            ("HERALD_SESSION_KEY (--session-key)", &self.session_key),
+            ("HERALD_PUBLISH_TOKEN (--publish-token)", self.publish_token.as_deref()),
+            ("HERALD_CALLBACK_SECRET (--callback-secret)", self.callback_secret.as_deref()),
+            ("HERALD_WORKER_TOKEN (--worker-token)", self.worker_token.as_deref()),
+            ("HERALD_SESSION_KEY (--session-key)", self.session_key.as_deref()),
         ];
         if let Some(bad) = self
             .cors_allow_origins
@@ -199,17 +199,7 @@ impl Config {
         {
             return Err(format!("HERALD_CORS_ALLOW_ORIGINS (--cors-allow-origins) holds {bad:?}, which is not an origin such as https://app.example"));
         }
-        if !listen.ip().is_loopback() {
-            let public = secrets.iter().find(|(_, value)| {
-                value.as_deref().is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX))
-            });
-            if let Some((setting, _)) = public {
-                return Err(format!(
-                    "{setting} is a public development secret, and Herald listens on {listen}, beyond loopback: set your own"
-                ));
-            }
-        }
-        Ok(())
+        refuse_development_secrets("Herald", listen, &secrets)
     }
 
     pub(crate) fn hub_settings(&self) -> HubSettings {
@@ -277,6 +267,26 @@ impl Config {
             worker_token: self.worker_token.clone(),
             callback_base,
         }
+    }
+}
+
+/// Refuses the public development secrets (those of the Makefile) when `who` listens on `listen`
+/// beyond loopback, where anyone who has read the Makefile could use them. `secrets` are each
+/// setting's name and value; the error names the first one that is public. The server and the
+/// worker both check their settings with it.
+pub fn refuse_development_secrets(
+    who: &str,
+    listen: SocketAddr,
+    secrets: &[(&str, Option<&str>)],
+) -> Result<(), String> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    match secrets.iter().find(|(_, value)| value.is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX))) {
+        Some((setting, _)) => Err(format!(
+            "{setting} is a public development secret, and {who} listens on {listen}, beyond loopback: set your own"
+        )),
+        None => Ok(()),
     }
 }
 

@@ -14,3 +14,4 @@ mod publish;
 mod remote;
 mod shutdown;
 mod stream_path;
+mod worker;
