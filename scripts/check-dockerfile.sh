@@ -183,4 +183,4 @@ if [ "$failures" -gt 0 ]; then
   echo "check-dockerfile: $failures check(s) failed" >&2
   exit 1
 fi
-echo "check-dockerfile: Dockerfile, compose.yaml and deploy/nginx.conf agree with setup.sh, Cargo.toml and each other"
+echo "check-dockerfile: Dockerfile, compose.yaml and deploy/nginx.conf agree with setup.sh and each other"
