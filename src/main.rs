@@ -1,15 +1,16 @@
 //! The `herald` server binary: reads its settings, serves, and shuts down gracefully on a signal.
 
 use clap::Parser;
-use herald::server::{init_telemetry, shutdown_signal, Application, Config};
+use herald::server::{init_telemetry, settle_hash_files, shutdown_signal, Application, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
     init_telemetry(config.log_format);
     let stop = shutdown_signal()?;
-    let leptos_options = leptos::config::get_configuration(None)?.leptos_options;
-    if let Err(problem) = config.check(leptos_options.site_addr) {
+    let mut leptos_options = leptos::config::get_configuration(None)?.leptos_options;
+    let settled = settle_hash_files(&mut leptos_options);
+    if let Err(problem) = settled.and_then(|()| config.check(leptos_options.site_addr)) {
         // As clap does for a value it refuses: one line, exit code 2.
         eprintln!("error: {problem}");
         std::process::exit(2);

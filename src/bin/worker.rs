@@ -4,16 +4,18 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    extract::State,
-    http::{HeaderMap, StatusCode},
+    extract::{FromRequest, Request, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
     routing::post,
     Json, Router,
 };
 use clap::Parser;
 use herald::server::{
-    check_bearer, init_telemetry, shutdown_signal, sign_callback, LogFormat, SIGNATURE_HEADER,
+    check_bearer, init_telemetry, refuse_development_secrets, shutdown_signal, sign_callback, LogFormat,
+    SIGNATURE_HEADER,
 };
-use rand::Rng;
+use rand::RngExt;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -51,50 +53,78 @@ struct JobRequest {
 /// How often a callback is tried before the worker gives up on it.
 const CALLBACK_ATTEMPTS: u32 = 3;
 
+/// How long a callback may take to connect, and to be answered in all: a callback target that
+/// never answers must not hold a job's task forever.
+const CALLBACK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the handler needs: the settings, and one HTTP client for every callback.
+#[derive(Clone)]
+struct Worker {
+    config: WorkerConfig,
+    http: reqwest::Client,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = WorkerConfig::parse();
     if config.min_work > config.max_work {
         return Err("--min-work must not be longer than --max-work".into());
     }
+    let secrets = [
+        ("HERALD_WORKER_TOKEN (--token)", Some(config.token.as_str())),
+        ("HERALD_CALLBACK_SECRET (--callback-secret)", Some(config.callback_secret.as_str())),
+    ];
+    if let Err(problem) = refuse_development_secrets("the worker", config.addr, &secrets) {
+        // As the server does, and as clap does for a value it refuses: one line, exit code 2.
+        eprintln!("error: {problem}");
+        std::process::exit(2);
+    }
     init_telemetry(LogFormat::Text);
     let stop = shutdown_signal()?;
 
+    // No redirects: a callback carries its signature, which must go to the URL Herald gave and
+    // nowhere else; a redirect is a refusal.
+    let http = reqwest::Client::builder()
+        .connect_timeout(CALLBACK_CONNECT_TIMEOUT)
+        .timeout(CALLBACK_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!("worker listening on http://{}", listener.local_addr()?);
-    let app = Router::new().route("/jobs", post(take_job)).with_state(config);
+    let app = Router::new().route("/jobs", post(take_job)).with_state(Worker { config, http });
     axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     Ok(())
 }
 
-async fn take_job(
-    State(config): State<WorkerConfig>,
-    headers: HeaderMap,
-    Json(job): Json<JobRequest>,
-) -> StatusCode {
-    // The worker signs a callback to whatever URL it is given: only Herald may ask.
-    if check_bearer(&headers, &config.token).is_err() {
-        return StatusCode::UNAUTHORIZED;
+async fn take_job(State(worker): State<Worker>, request: Request) -> Response {
+    // The worker signs a callback to whatever URL it is given: only Herald may ask, and nobody
+    // else gets as far as having a body read and parsed.
+    if check_bearer(request.headers(), &worker.config.token).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
     }
+    let job = match Json::<JobRequest>::from_request(request, &()).await {
+        Ok(Json(job)) => job,
+        Err(rejection) => return rejection.into_response(),
+    };
     if !(job.callback_url.starts_with("http://") || job.callback_url.starts_with("https://")) {
-        return StatusCode::UNPROCESSABLE_ENTITY;
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     }
-    let work = rand::rng().random_range(config.min_work..=config.max_work);
+    let work = rand::rng().random_range(worker.config.min_work..=worker.config.max_work);
     tracing::info!(job = %job.job_id, ?work, "job taken");
     tokio::spawn(async move {
         tokio::time::sleep(work).await;
-        call_back(&config, &job, work).await;
+        call_back(&worker, &job, work).await;
     });
-    StatusCode::ACCEPTED
+    StatusCode::ACCEPTED.into_response()
 }
 
-async fn call_back(config: &WorkerConfig, job: &JobRequest, worked: Duration) {
+async fn call_back(Worker { config, http }: &Worker, job: &JobRequest, worked: Duration) {
     let body = json!({
         "status": "done",
         "result": { "worked_ms": worked.as_millis() as u64, "answer": 42 },
     })
     .to_string();
-    let http = reqwest::Client::new();
     for attempt in 1..=CALLBACK_ATTEMPTS {
         let now = chrono::Utc::now().timestamp();
         let response = http
@@ -112,8 +142,9 @@ async fn call_back(config: &WorkerConfig, job: &JobRequest, worked: Duration) {
                 tracing::info!(job = %job.job_id, "called back");
                 return;
             }
-            // The server answered: retrying the same callback cannot change its mind.
-            Ok(response) if response.status().is_client_error() => {
+            // The server answered: retrying the same callback cannot change its mind. A redirect
+            // is not followed (the signature would go elsewhere), so it is a refusal too.
+            Ok(response) if response.status().is_client_error() || response.status().is_redirection() => {
                 tracing::warn!(job = %job.job_id, status = %response.status(), "callback refused");
                 return;
             }

@@ -305,7 +305,9 @@ impl Config {
             ("HERALD_JWT_SECRET (--jwt-secret)", self.jwt_secret.as_ref()),
         ]
         .into_iter()
-        .chain(self.session_keys.iter().map(|key| ("HERALD_SESSION_KEY (--session-key)", Some(key))));
+        .chain(self.session_keys.iter().map(|key| ("HERALD_SESSION_KEY (--session-key)", Some(key))))
+        .map(|(setting, value)| (setting, value.map(|secret| secret.expose_secret())))
+        .collect::<Vec<_>>();
         if let Some(bad) = self
             .cors_allow_origins
             .iter()
@@ -313,17 +315,7 @@ impl Config {
         {
             return Err(format!("HERALD_CORS_ALLOW_ORIGINS (--cors-allow-origins) holds {bad:?}, which is not an origin such as https://app.example"));
         }
-        if !listen.ip().is_loopback() {
-            let public = secrets.into_iter().find(|(_, value)| {
-                value.is_some_and(|v| v.expose_secret().starts_with(DEVELOPMENT_SECRET_PREFIX))
-            });
-            if let Some((setting, _)) = public {
-                return Err(format!(
-                    "{setting} is a public development secret, and Herald listens on {listen}, beyond loopback: set your own"
-                ));
-            }
-        }
-        Ok(())
+        refuse_development_secrets("Herald", listen, &secrets)
     }
 
     pub(crate) fn hub_settings(&self) -> HubSettings {
@@ -434,6 +426,26 @@ impl Config {
             worker_token: self.worker_token.as_ref().map(|token| token.expose_secret().to_owned()),
             callback_base,
         }
+    }
+}
+
+/// Refuses the public development secrets (those of the Makefile) when `who` listens on `listen`
+/// beyond loopback, where anyone who has read the Makefile could use them. `secrets` are each
+/// setting's name and value; the error names the first one that is public. The server and the
+/// worker both check their settings with it.
+pub fn refuse_development_secrets(
+    who: &str,
+    listen: SocketAddr,
+    secrets: &[(&str, Option<&str>)],
+) -> Result<(), String> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    match secrets.iter().find(|(_, value)| value.is_some_and(|v| v.starts_with(DEVELOPMENT_SECRET_PREFIX))) {
+        Some((setting, _)) => Err(format!(
+            "{setting} is a public development secret, and {who} listens on {listen}, beyond loopback: set your own"
+        )),
+        None => Ok(()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The axum server (feature `ssr`): [`Application`] binds a listener, builds the state and the
 //! router from a [`Config`], and serves until told to stop.
 
+pub(crate) mod assets;
 pub(crate) mod auth;
 pub(crate) mod bearer;
 pub(crate) mod client;
@@ -34,8 +35,9 @@ use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use assets::settle_hash_files;
 pub use bearer::{check_bearer, BearerError};
-pub use config::{Config, LogFormat};
+pub use config::{refuse_development_secrets, Config, LogFormat};
 pub use shutdown::signal as shutdown_signal;
 pub use signature::{sign as sign_callback, HEADER as SIGNATURE_HEADER};
 pub use telemetry::init as init_telemetry;

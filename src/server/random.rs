@@ -1,6 +1,6 @@
 //! Unguessable identifiers: 128 random bits as 32 lowercase hex digits, for sessions and jobs.
 
-use rand::RngCore;
+use rand::Rng;
 
 pub(crate) fn hex_128() -> String {
     let mut bits = [0u8; 16];

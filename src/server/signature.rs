@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use parking_lot::Mutex;
 use sha2::Sha256;
 

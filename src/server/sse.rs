@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::{future, stream, Stream, StreamExt};
 use parking_lot::Mutex;
 use prometheus_client::metrics::{family::Family, gauge::Gauge};
-use rand::Rng;
+use rand::RngExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 

@@ -77,18 +77,26 @@ async fn events_allow_no_other_origin_by_default_and_exactly_the_listed_ones_whe
     assert_eq!(origin_allowed(&open, "https://evil.example").await, None);
 }
 
+/// The log filter the image runs with: the Dockerfile's `RUST_LOG`, if it sets one.
+fn image_log_filter() -> Option<String> {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    dockerfile.lines().filter(|line| !line.trim_start().starts_with('#')).find_map(|line| {
+        let (_, value) = line.split_once("RUST_LOG=")?;
+        Some(value.split([' ', '\\']).next()?.trim_matches('"').to_owned())
+    })
+}
+
 #[tokio::test]
 async fn each_request_logs_one_line_with_its_id_and_client_and_each_stream_its_open_and_close() {
-    let server = RunningBinary::start(
-        env!("CARGO_BIN_EXE_herald"),
-        &[
-            ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
-            ("HERALD_KEEP_ALIVE", "100ms"),
-            ("HERALD_TRUSTED_PROXIES", "127.0.0.1"),
-            ("RUST_LOG", "herald=info,tower_http=info"),
-        ],
-    )
-    .await;
+    // As the image runs it: the documented lines must come with its log filter.
+    let filter = image_log_filter();
+    let mut env = vec![
+        ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+        ("HERALD_KEEP_ALIVE", "100ms"),
+        ("HERALD_TRUSTED_PROXIES", "127.0.0.1"),
+    ];
+    env.extend(filter.as_deref().map(|filter| ("RUST_LOG", filter)));
+    let server = RunningBinary::start(env!("CARGO_BIN_EXE_herald"), &env).await;
     let http = reqwest::Client::new();
     http.get(format!("{}/healthz", server.url))
         .header("x-request-id", "ping-1")

@@ -20,3 +20,4 @@ mod sessions;
 mod shutdown;
 mod stream_path;
 mod tokens;
+mod worker;

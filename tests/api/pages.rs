@@ -1,6 +1,6 @@
 //! The server-rendered pages: the home page before hydration, and the 404 page.
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, spawn_app_with, PATIENCE};
 
 #[tokio::test]
 async fn home_page_is_server_rendered_with_heading_connecting_state_and_empty_list() {
@@ -143,4 +143,61 @@ async fn the_callback_url_no_longer_decides_whether_the_cookie_is_secure() {
     let (_, set) = home_with_cookie(&app, "").await;
     let set = set.expect("a session cookie");
     assert!(set.starts_with("herald_session=") && !set.contains("Secure"), "{set}");
+}
+
+/// A folder in the target directory holding a hard link to this build's `herald` (so that
+/// `current_exe` is inside it, as for a release binary beside its `hash.txt`) and a site whose
+/// assets have content-hashed names.
+fn binary_in_its_own_folder(name: &str) -> std::path::PathBuf {
+    let folder =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(folder.join("site/pkg")).unwrap();
+    let binary = folder.join("herald");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_herald"), &binary).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_herald"), &binary).unwrap();
+    }
+    for asset in ["herald.0a1b.js", "herald.2c3d.wasm", "herald.4e5f.css"] {
+        std::fs::write(folder.join("site/pkg").join(asset), asset).unwrap();
+    }
+    folder
+}
+
+#[tokio::test]
+async fn a_binary_with_hash_txt_beside_it_serves_its_hashed_assets_without_being_told() {
+    let folder = binary_in_its_own_folder("hashed-assets");
+    let (binary, site) = (folder.join("herald"), folder.join("site"));
+    // What cargo-leptos compiles in (LEPTOS_OUTPUT_NAME) and what a run by hand sets: no
+    // LEPTOS_HASH_FILES.
+    let env = [
+        ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+        ("LEPTOS_SITE_ROOT", site.to_str().unwrap()),
+        ("LEPTOS_OUTPUT_NAME", "herald"),
+    ];
+
+    // Hashed names asked for, and no hash.txt: one line naming the fix, exit code 2.
+    let refusing = tokio::process::Command::new(&binary)
+        .env_clear()
+        .envs(env)
+        .env("LEPTOS_HASH_FILES", "true")
+        .kill_on_drop(true)
+        .output();
+    let refused =
+        tokio::time::timeout(PATIENCE, refusing).await.expect("the server refuses to start").unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("hash.txt") && stderr.contains("cargo leptos build --release"), "{stderr}");
+
+    std::fs::write(folder.join("hash.txt"), "js: 0a1b\nwasm: 2c3d\ncss: 4e5f\n").unwrap();
+    let server = crate::helpers::RunningBinary::start(binary.to_str().unwrap(), &env).await;
+    let html = reqwest::get(format!("{}/", server.url)).await.unwrap().text().await.unwrap();
+
+    for asset in ["/pkg/herald.0a1b.js", "/pkg/herald.2c3d.wasm", "/pkg/herald.4e5f.css"] {
+        assert!(html.contains(asset), "the page does not name {asset}: {html}");
+        let response = reqwest::get(format!("{}{asset}", server.url)).await.unwrap();
+        assert_eq!(response.status(), 200, "GET {asset}");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&folder);
 }

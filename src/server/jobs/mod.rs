@@ -42,6 +42,9 @@ pub(crate) struct JobSettings {
     pub callback_base: String,
 }
 
+/// What a job the worker did not take says on the page (the log says why).
+const NOT_TAKEN: &str = "no worker could take the job; try again in a moment";
+
 /// A job that has just finished, and the id of the event that told its session.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -117,8 +120,10 @@ impl JobService {
                 Ok(job)
             }
             Err(reason) => {
+                // The reason names the worker's internal address: it is for the log, not for
+                // the visitor, whose page shows the neutral message.
                 tracing::warn!(job = %job.id, %reason, "the worker did not take the job");
-                let result = serde_json::json!({ "error": reason }).to_string();
+                let result = serde_json::json!({ "error": NOT_TAKEN }).to_string();
                 Ok(self
                     .finish(&job.id, JobStatus::Failed, result)
                     .await

@@ -13,8 +13,12 @@ pub(crate) struct WorkerClient {
 
 impl WorkerClient {
     pub(crate) fn new(worker_url: &str, token: Option<String>) -> Self {
+        // No redirects: the request carries the worker's bearer token, which must go to the
+        // configured worker and nowhere else; a redirect is a refusal.
         let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
         Self { http, jobs_url: format!("{}/jobs", worker_url.trim_end_matches('/')), token }
