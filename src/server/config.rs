@@ -4,6 +4,7 @@
 
 use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
+use axum::http::HeaderValue;
 use axum_extra::extract::cookie::Key;
 use clap::Parser;
 use ipnet::IpNet;
@@ -16,6 +17,7 @@ use super::{
     jobs::JobSettings,
     metrics::Metrics,
     open_files,
+    redis::RedisUrl,
     routes::publish::PublishSettings,
     serve::ServeSettings,
     session::SessionSettings,
@@ -196,8 +198,8 @@ pub struct Config {
 
     /// Origins (such as `https://app.example`) whose pages may open `/events` across origins,
     /// comma-separated; none by default.
-    #[arg(long, env = "HERALD_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
-    pub cors_allow_origins: Vec<String>,
+    #[arg(long, env = "HERALD_CORS_ALLOW_ORIGINS", value_delimiter = ',', value_parser = cors_origin)]
+    pub cors_allow_origins: Vec<HeaderValue>,
 
     /// Secret of at least 32 bytes that subscriber and publisher tokens (JWTs) may be signed with,
     /// HS256. Once a JWT key is set, every topic but `session.*` and HERALD_PUBLIC_TOPICS needs a
@@ -256,7 +258,7 @@ pub struct Config {
     /// Redis (`redis://[:password@]host:port/db` or `redis+unix:///path`) to share events,
     /// history, jobs and keys with other instances. Unset, all of it lives in this process.
     #[arg(long, env = "HERALD_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<RedisUrl>,
 }
 
 /// The development secrets `make run` sets all start with this: they are public.
@@ -285,13 +287,8 @@ impl Config {
                 ));
             }
         }
-        if let Some(url) = &self.redis_url {
-            if let Err(err) = redis::Client::open(url.as_str()) {
-                return Err(format!("HERALD_REDIS_URL (--redis-url) is not a Redis URL: {err}"));
-            }
-            if self.session_keys.is_empty() {
-                return Err("HERALD_REDIS_URL (--redis-url) shares sessions between instances: set HERALD_SESSION_KEY (--session-key) too, the same on every instance".to_owned());
-            }
+        if self.redis_url.is_some() && self.session_keys.is_empty() {
+            return Err("HERALD_REDIS_URL (--redis-url) shares sessions between instances: set HERALD_SESSION_KEY (--session-key) too, the same on every instance".to_owned());
         }
         // Without a key nothing is private but `session.*`: these would silently do nothing.
         let no_key = self.jwt_secret.is_none() && self.jwt_public_key.is_none();
@@ -308,13 +305,6 @@ impl Config {
         .chain(self.session_keys.iter().map(|key| ("HERALD_SESSION_KEY (--session-key)", Some(key))))
         .map(|(setting, value)| (setting, value.map(|secret| secret.expose_secret())))
         .collect::<Vec<_>>();
-        if let Some(bad) = self
-            .cors_allow_origins
-            .iter()
-            .find(|origin| axum::http::HeaderValue::from_str(origin).is_err() || !origin.contains("://"))
-        {
-            return Err(format!("HERALD_CORS_ALLOW_ORIGINS (--cors-allow-origins) holds {bad:?}, which is not an origin such as https://app.example"));
-        }
         refuse_development_secrets("Herald", listen, &secrets)
     }
 
@@ -362,7 +352,7 @@ impl Config {
 
     pub(crate) fn publish_settings(&self) -> PublishSettings {
         PublishSettings {
-            token: self.publish_token.as_ref().map(|token| token.expose_secret().to_owned()),
+            token: self.publish_token.clone(),
             max_rate: NonZeroU32::new(self.max_publish_rate).expect("clap keeps it above zero"),
         }
     }
@@ -392,7 +382,7 @@ impl Config {
 
     /// `None` while no callback secret is set: callbacks are disabled.
     pub(crate) fn callback_settings(&self) -> Option<CallbackSettings> {
-        let secret = self.callback_secret.as_ref()?.expose_secret().to_owned();
+        let secret = self.callback_secret.clone()?;
         Some(CallbackSettings { secret, tolerance: self.callback_tolerance })
     }
 
@@ -423,7 +413,7 @@ impl Config {
             max_jobs_per_session: self.max_jobs_per_session as usize,
             timeout: self.job_timeout,
             worker_url: self.worker_url.clone(),
-            worker_token: self.worker_token.as_ref().map(|token| token.expose_secret().to_owned()),
+            worker_token: self.worker_token.clone(),
             callback_base,
         }
     }
@@ -476,6 +466,14 @@ fn origin(text: &str) -> Result<String, String> {
         Some(port) => format!("{scheme}://{host}:{port}"),
         None => format!("{scheme}://{host}"),
     })
+}
+
+/// An origin that may open `/events` across origins, as the CORS answer will carry it.
+fn cors_origin(text: &str) -> Result<HeaderValue, String> {
+    match HeaderValue::from_str(text) {
+        Ok(value) if text.contains("://") => Ok(value),
+        _ => Err(format!("{text:?} is not an origin such as https://app.example")),
+    }
 }
 
 /// A trusted proxy: a CIDR range, or a single address (a range of one).
@@ -600,8 +598,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_settings_never_print_their_secrets() {
+    #[tokio::test]
+    async fn the_settings_and_each_services_part_of_them_never_print_their_secrets() {
         let config = Config::try_parse_from([
             "herald",
             "--publish-token=publish-secret",
@@ -609,10 +607,24 @@ mod tests {
             "--worker-token=worker-secret",
             "--session-key=session-secret-of-thirty-two-bytes!",
             "--jwt-secret=jwt-secret-of-thirty-two-bytes-or-more",
+            "--redis-url=redis://:redis-secret@127.0.0.1:6379/0",
         ])
         .unwrap();
-        let printed = format!("{config:?} {:?}", config.access_settings());
-        for secret in ["publish-secret", "callback-secret", "worker-secret", "session-secret", "jwt-secret"] {
+        let printed = format!(
+            "{config:?} {:?} {:?} {:?} {:?}",
+            config.access_settings(),
+            config.publish_settings(),
+            config.callback_settings(),
+            config.job_settings("http://127.0.0.1:3000".to_owned()),
+        );
+        for secret in [
+            "publish-secret",
+            "callback-secret",
+            "worker-secret",
+            "session-secret",
+            "jwt-secret",
+            "redis-secret",
+        ] {
             assert!(!printed.contains(secret), "{secret} is printed: {printed}");
         }
     }

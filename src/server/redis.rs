@@ -43,11 +43,30 @@ struct Health {
     gauge: Gauge,
 }
 
+/// A Redis URL (`HERALD_REDIS_URL`), parsed once at start into the client it opens. Its `Debug`
+/// says only that it is set: the URL may hold a password.
+#[derive(Clone)]
+pub struct RedisUrl(Client);
+
+impl std::str::FromStr for RedisUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Client::open(text).map(Self).map_err(|err| format!("not a Redis URL: {err}"))
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(..)")
+    }
+}
+
 impl Redis {
     /// Connects lazily: Herald starts (and answers `/readyz` with 503) while Redis is down, and
     /// the connection manager keeps trying in the background.
-    pub(crate) fn open(url: &str, up: Gauge) -> Result<Self, RedisError> {
-        let client = Client::open(url)?;
+    pub(crate) fn open(RedisUrl(client): &RedisUrl, up: Gauge) -> Self {
+        let client = client.clone();
         let manager = |response_timeout| {
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_response_timeout(Some(response_timeout))
@@ -57,13 +76,16 @@ impl Redis {
                 // not after the manager's default six retries (about 3 s); the next command tries
                 // again.
                 .set_number_of_retries(1);
+            // A lazy manager fails only for a resubscription without a push channel, which
+            // this configuration does not ask for.
             ConnectionManager::new_lazy_with_config(client.clone(), config)
+                .expect("a lazy connection manager without resubscription")
         };
-        let (connection, replays) = (manager(RESPONSE_TIMEOUT)?, manager(REPLAY_TIMEOUT)?);
+        let (connection, replays) = (manager(RESPONSE_TIMEOUT), manager(REPLAY_TIMEOUT));
         // Counted as up until a command says otherwise, so that the first failure is logged.
         up.set(1);
         let health = Arc::new(Health { up: AtomicBool::new(true), gauge: up });
-        Ok(Self { client, connection, replays, health })
+        Self { client, connection, replays, health }
     }
 
     /// The shared connection, for one command or script.

@@ -14,6 +14,7 @@ use std::{
 
 use hmac::{Hmac, KeyInit, Mac};
 use parking_lot::Mutex;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use super::redis::{Redis, Unavailable};
@@ -138,7 +139,7 @@ pub fn verify(
 /// What callbacks are configured with.
 #[derive(Clone, Debug)]
 pub(crate) struct CallbackSettings {
-    pub secret: String,
+    pub secret: SecretString,
     /// How far a signature's time may be from the server's clock, either way.
     pub tolerance: Duration,
 }
@@ -189,7 +190,7 @@ impl CallbackAuth {
         body: &[u8],
         now: i64,
     ) -> Result<(), CallbackRefusal> {
-        let secret = self.settings.secret.as_bytes();
+        let secret = self.settings.secret.expose_secret().as_bytes();
         let signature = verify(secret, header, job, body, now, self.settings.tolerance)?;
         match &self.replays {
             Replays::Memory(guard) => Ok(guard.first_use(signature)?),

@@ -57,9 +57,8 @@ impl AppState {
             None => format!("http://{}", leptos_options.site_addr),
         };
         let redis_series = config.redis_url.as_ref().map(|_| RedisSeries::default());
-        let redis = config.redis_url.as_deref().zip(redis_series.as_ref()).map(|(url, series)| {
-            Redis::open(url, series.up.clone()).expect("Config::check refuses URLs that are not Redis URLs")
-        });
+        let redis = (config.redis_url.as_ref().zip(redis_series.as_ref()))
+            .map(|(url, series)| Redis::open(url, series.up.clone()));
         let hub = match (&redis, &redis_series) {
             (Some(redis), Some(series)) => {
                 Hub::on_redis(redis.clone(), config.hub_settings(), series.reader.clone(), shutdown)
@@ -82,13 +81,7 @@ impl AppState {
             access,
             callbacks: Callbacks::new(config.callback_settings(), redis.clone()),
             readiness: Readiness::new(shutdown.clone(), redis.clone()),
-            cors_allow_origins: config
-                .cors_allow_origins
-                .iter()
-                .map(|origin| {
-                    origin.parse().expect("Config::check refuses origins that are not header values")
-                })
-                .collect(),
+            cors_allow_origins: config.cors_allow_origins.clone(),
             sessions: Sessions::new(config.session_settings()),
             page_origin: PageOrigin::new(config.public_origin.clone()),
             metrics_apart: config.metrics_addr.is_some(),

@@ -51,7 +51,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     };
     // Before `adjust`, so that a test can still choose another Redis, or none.
     if let Some(redis) = &redis {
-        config.redis_url = Some(redis.url());
+        config.redis_url = Some(redis.url().parse().expect("a Redis URL"));
     }
     config.stream_fast_path = match std::env::var("HERALD_TEST_STREAMS").as_deref() {
         Err(std::env::VarError::NotPresent) | Ok("fast") => true,

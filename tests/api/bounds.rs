@@ -17,7 +17,7 @@ use crate::helpers::{
 async fn on_redis(redis: &RedisServer, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let url = redis.url();
     spawn_app_with(move |config| {
-        config.redis_url = Some(url);
+        config.redis_url = Some(url.parse().unwrap());
         adjust(config);
     })
     .await

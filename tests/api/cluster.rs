@@ -38,7 +38,7 @@ async fn instance(
     adjust: impl Fn(&mut Config) + Send + 'static,
 ) -> TestApp {
     spawn_app_with(move |config| {
-        config.redis_url = Some(redis_url);
+        config.redis_url = Some(redis_url.parse().unwrap());
         config.worker_url = worker_url;
         adjust(config);
     })

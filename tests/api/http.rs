@@ -72,7 +72,8 @@ async fn events_allow_no_other_origin_by_default_and_exactly_the_listed_ones_whe
     assert_eq!(origin_allowed(&closed, "https://app.example").await, None);
 
     let open =
-        spawn_app_with(|config| config.cors_allow_origins = vec!["https://app.example".to_owned()]).await;
+        spawn_app_with(|config| config.cors_allow_origins = vec!["https://app.example".parse().unwrap()])
+            .await;
     assert_eq!(origin_allowed(&open, "https://app.example").await.as_deref(), Some("https://app.example"));
     assert_eq!(origin_allowed(&open, "https://evil.example").await, None);
 }

@@ -43,7 +43,7 @@ async fn commands_run(redis: &RedisServer, command: &str) -> (u64, u64) {
 async fn readyz_sends_redis_no_command() {
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let app = spawn_app_with(move |config| config.redis_url = Some(url)).await;
+    let app = spawn_app_with(move |config| config.redis_url = Some(url.parse().unwrap())).await;
 
     let (pings, total) = commands_run(&redis, "ping").await;
     for _ in 0..50 {

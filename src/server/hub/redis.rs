@@ -644,7 +644,7 @@ mod tests {
     #[tokio::test]
     async fn one_purge_forgets_every_idle_topic_however_many_there_are() {
         let server = crate::testing::RedisServer::start().await;
-        let redis = Redis::open(&server.url(), Gauge::default()).unwrap();
+        let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Gauge::default());
         let shutdown = CancellationToken::new();
         let settings =
             HubSettings { history_age: Duration::from_millis(200), ..super::super::tests::settings() };

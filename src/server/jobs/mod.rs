@@ -11,6 +11,7 @@ mod worker_client;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use redis_registry::RedisRegistry;
@@ -37,7 +38,7 @@ pub(crate) struct JobSettings {
     /// Where the worker listens.
     pub worker_url: String,
     /// The bearer token the worker requires.
-    pub worker_token: Option<String>,
+    pub worker_token: Option<SecretString>,
     /// This server's base URL as the worker calls it back.
     pub callback_base: String,
 }

@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 #[derive(Clone, Debug)]
 pub(crate) struct WorkerClient {
     http: reqwest::Client,
     jobs_url: String,
-    token: Option<String>,
+    token: Option<SecretString>,
 }
 
 impl WorkerClient {
-    pub(crate) fn new(worker_url: &str, token: Option<String>) -> Self {
+    pub(crate) fn new(worker_url: &str, token: Option<SecretString>) -> Self {
         // No redirects: the request carries the worker's bearer token, which must go to the
         // configured worker and nowhere else; a redirect is a refusal.
         let http = reqwest::Client::builder()
@@ -28,7 +29,7 @@ impl WorkerClient {
     pub(crate) async fn dispatch(&self, job_id: &str, callback_url: &str) -> Result<(), String> {
         let mut request = self.http.post(&self.jobs_url);
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose_secret());
         }
         let response = request
             .json(&json!({ "job_id": job_id, "callback_url": callback_url }))

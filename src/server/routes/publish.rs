@@ -14,6 +14,7 @@ use axum::{
     http::{request::Parts, HeaderMap, StatusCode},
     Json,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
@@ -35,7 +36,7 @@ use crate::server::{
 #[derive(Clone, Debug)]
 pub(crate) struct PublishSettings {
     /// The bearer token publishers present; publishing is disabled without one.
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     /// Events accepted per second across all publishers, and as a burst.
     pub max_rate: NonZeroU32,
 }
@@ -52,7 +53,7 @@ pub(crate) struct Publishing {
 impl Publishing {
     pub(crate) fn new(settings: PublishSettings, verifier: Option<Arc<Verifier>>) -> Self {
         Self {
-            token: settings.token.map(Arc::from),
+            token: settings.token.map(|token| Arc::from(token.expose_secret())),
             verifier,
             rate: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(settings.max_rate))),
         }
