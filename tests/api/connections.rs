@@ -38,6 +38,28 @@ async fn closed_after(mut socket: TcpStream, since: Instant) -> Duration {
     since.elapsed()
 }
 
+/// Reads from `socket` into `seen` until it holds `wanted`: `Ok` then, or `Err` with what came
+/// if the connection closed first.
+async fn read_until(socket: &mut TcpStream, seen: &mut Vec<u8>, wanted: &str) -> Result<(), String> {
+    while !String::from_utf8_lossy(seen).contains(wanted) {
+        if socket.read_buf(seen).await.unwrap_or(0) == 0 {
+            return Err(String::from_utf8_lossy(seen).into_owned());
+        }
+    }
+    Ok(())
+}
+
+/// As [`read_until`], failing the test if `wanted` does not come within [`PATIENCE`].
+async fn expect_within_patience(socket: &mut TcpStream, seen: &mut Vec<u8>, wanted: &str) {
+    match tokio::time::timeout(PATIENCE, read_until(socket, seen, wanted)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(got)) => panic!("closed before {wanted:?}: {got:?}"),
+        Err(_) => panic!("no {wanted:?} within {PATIENCE:?}"),
+    }
+}
+
+const HEALTHY: &str = "\"status\":\"ok\"";
+
 /// Whether `waited` is the deadline: not before it, and not long after.
 fn is_the_deadline(waited: Duration, deadline: Duration) -> bool {
     waited >= deadline - Duration::from_millis(50) && waited < deadline + Duration::from_secs(1)
@@ -78,11 +100,7 @@ async fn a_keep_alive_connection_left_idle_is_closed_after_the_idle_timeout() {
     let app = spawn_app_with(|config| config.idle_timeout = idle).await;
     let mut socket = TcpStream::connect(app.address).await.unwrap();
     socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
-    let mut answer = Vec::new();
-    while !String::from_utf8_lossy(&answer).contains("\"status\":\"ok\"") {
-        let read = tokio::time::timeout(PATIENCE, socket.read_buf(&mut answer)).await.unwrap().unwrap();
-        assert!(read > 0, "closed before the answer");
-    }
+    expect_within_patience(&mut socket, &mut Vec::new(), HEALTHY).await;
     let answered = Instant::now();
 
     let waited = closed_after(socket, answered).await;
@@ -93,13 +111,9 @@ async fn a_keep_alive_connection_left_idle_is_closed_after_the_idle_timeout() {
 async fn a_later_request_on_a_keep_alive_connection_is_served_within_the_idle_time() {
     let app = spawn_app_with(|config| config.idle_timeout = Duration::from_secs(10)).await;
     let mut socket = TcpStream::connect(app.address).await.unwrap();
-    let mut answer = Vec::new();
-    for round in 1..=3 {
+    for _ in 1..=3 {
         socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
-        while String::from_utf8_lossy(&answer).matches("\"status\":\"ok\"").count() < round {
-            let read = tokio::time::timeout(PATIENCE, socket.read_buf(&mut answer)).await.unwrap().unwrap();
-            assert!(read > 0, "closed before answer {round}");
-        }
+        expect_within_patience(&mut socket, &mut Vec::new(), HEALTHY).await;
     }
 }
 
@@ -107,13 +121,8 @@ async fn a_later_request_on_a_keep_alive_connection_is_served_within_the_idle_ti
 /// `within`.
 async fn answered_within(socket: &mut TcpStream, within: Duration) -> bool {
     socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
-    let mut answer = Vec::new();
-    let reading = async {
-        while !String::from_utf8_lossy(&answer).contains("\"status\":\"ok\"") {
-            assert!(socket.read_buf(&mut answer).await.unwrap() > 0, "closed without an answer");
-        }
-    };
-    tokio::time::timeout(within, reading).await.is_ok()
+    let answer = tokio::time::timeout(within, read_until(socket, &mut Vec::new(), HEALTHY)).await;
+    answer.map(|read| read.expect("an answer, not a closed connection")).is_ok()
 }
 
 #[tokio::test]
@@ -132,13 +141,8 @@ async fn at_the_connection_ceiling_new_clients_wait_and_are_served_when_a_place_
     };
 
     drop(held.pop().expect("at least one connection was served"));
-    let mut answer = Vec::new();
-    let served = tokio::time::timeout(PATIENCE, async {
-        while !String::from_utf8_lossy(&answer).contains("\"status\":\"ok\"") {
-            assert!(waiting.read_buf(&mut answer).await.unwrap() > 0, "closed without an answer");
-        }
-    });
-    served.await.expect("the waiting client is served once a place frees");
+    // The waiting client is served once a place frees.
+    expect_within_patience(&mut waiting, &mut Vec::new(), HEALTHY).await;
 }
 
 #[tokio::test]
@@ -146,11 +150,7 @@ async fn a_stream_client_that_sends_bytes_after_its_request_is_closed_by_the_fas
     let app = spawn_app_with(|config| config.stream_fast_path = true).await;
     let mut socket = TcpStream::connect(app.address).await.unwrap();
     socket.write_all(b"GET /events?topic=a HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
-    let mut answer = Vec::new();
-    while !String::from_utf8_lossy(&answer).contains("retry:") {
-        let read = tokio::time::timeout(PATIENCE, socket.read_buf(&mut answer)).await.unwrap().unwrap();
-        assert!(read > 0, "closed before the stream opened");
-    }
+    expect_within_patience(&mut socket, &mut Vec::new(), "retry:").await;
 
     socket.write_all(b"anything at all").await.unwrap();
     closed_after(socket, Instant::now()).await;
@@ -184,11 +184,7 @@ async fn a_server_started_with_a_soft_open_file_limit_of_1024_serves_3000_stream
     let mut opened = Vec::with_capacity(STREAMS);
     for mut socket in streams {
         let mut seen = Vec::new();
-        while !String::from_utf8_lossy(&seen).contains("retry:") {
-            let read =
-                tokio::time::timeout(PATIENCE, socket.read_buf(&mut seen)).await.expect("a stream opens");
-            assert!(read.unwrap_or(0) > 0, "a stream was refused: {:?}", String::from_utf8_lossy(&seen));
-        }
+        expect_within_patience(&mut socket, &mut seen, "retry:").await;
         opened.push((socket, seen));
     }
     let published = reqwest::Client::new()
@@ -202,14 +198,7 @@ async fn a_server_started_with_a_soft_open_file_limit_of_1024_serves_3000_stream
 
     let mut reading = tokio::task::JoinSet::new();
     for (mut socket, mut seen) in opened {
-        reading.spawn(async move {
-            while !String::from_utf8_lossy(&seen).contains("data: to all 3000") {
-                if socket.read_buf(&mut seen).await.unwrap_or(0) == 0 {
-                    return Err(String::from_utf8_lossy(&seen).into_owned());
-                }
-            }
-            Ok(())
-        });
+        reading.spawn(async move { read_until(&mut socket, &mut seen, "data: to all 3000").await });
     }
     let mut served = 0;
     let collected = tokio::time::timeout(Duration::from_secs(30), async {
