@@ -91,11 +91,7 @@ pub async fn publish(
     event: &Event<'_>,
     attempts: u32,
 ) -> Result<Published, PublishError> {
-    if !matches!(herald.scheme(), "http" | "https") {
-        return Err(PublishError::NotHttp(herald.to_string()));
-    }
-    let mut url = herald.clone();
-    url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().push("publish");
+    let url = publish_url(herald)?;
     let key = event.idempotency_key.map_or_else(random_key, str::to_owned);
     let attempts = attempts.max(1);
     for attempt in 1..=attempts {
@@ -121,6 +117,17 @@ pub async fn publish(
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// `/publish` under Herald's base URL, whose path is kept (`https://example.com/herald`,
+/// behind a proxy, publishes to `https://example.com/herald/publish`).
+fn publish_url(herald: &Url) -> Result<Url, PublishError> {
+    if !matches!(herald.scheme(), "http" | "https") {
+        return Err(PublishError::NotHttp(herald.to_string()));
+    }
+    let mut url = herald.clone();
+    url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().push("publish");
+    Ok(url)
 }
 
 /// Reads Herald's answer to one attempt.
@@ -194,6 +201,15 @@ mod tests {
         );
         let unnamed = Event { event: None, data: json!("text"), ..event };
         assert_eq!(serde_json::to_value(&unnamed).unwrap(), json!({"topic": "orders", "data": "text"}));
+    }
+
+    #[test]
+    fn publish_goes_under_the_base_url_whatever_its_trailing_slash() {
+        let under = |base: &str| publish_url(&base.parse().unwrap()).map(String::from);
+        assert_eq!(under("http://127.0.0.1:3000").unwrap(), "http://127.0.0.1:3000/publish");
+        assert_eq!(under("https://example.com/herald").unwrap(), "https://example.com/herald/publish");
+        assert_eq!(under("https://example.com/herald/").unwrap(), "https://example.com/herald/publish");
+        assert_eq!(under("ftp://example.com"), Err(PublishError::NotHttp("ftp://example.com/".to_owned())));
     }
 
     #[test]
