@@ -151,7 +151,7 @@ pub struct Sign {
     #[command(flatten)]
     pub callback: Callback,
     /// The signature's time, in seconds since the Unix epoch; now if not given.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
     pub time: Option<i64>,
 }
 

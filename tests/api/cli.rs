@@ -258,6 +258,7 @@ async fn bad_usage_exits_2_and_says_what_is_wrong() {
         (&["token", "--sub", "user-42"], &secret, "--subscribe"),
         (&["token", "--subscribe", "user.42"], &[("HERALD_JWT_SECRET", "short")], "at least 32 bytes"),
         (&["verify", "--secret", "s", "--job", "j", "body"], &[], "--signature"),
+        (&["sign", "--secret", "s", "--job", "j", "--time=-5", "body"], &[], "--time"),
         (&["--retry", "3s", "sign", "--secret", "s", "--job", "j", "body"], &[], "cannot be used"),
         (&["frobnicate"], &[], "frobnicate"),
     ] {
