@@ -82,7 +82,7 @@ Examples:
   herald publish --url http://127.0.0.1:3000 --topic orders --event created '{\"id\":7}'
   herald publish --url http://127.0.0.1:3000 --topic user.42 --idempotency-key export-9-done - < result.json")]
 pub struct Publish {
-    /// Herald's base URL.
+    /// Herald's base URL, http:// (its own address: this binary speaks no TLS).
     #[arg(long, env = "HERALD_URL", value_parser = http_url)]
     pub url: Url,
     /// The topic to publish to.
@@ -301,10 +301,14 @@ fn input(argument: Option<String>) -> Result<Vec<u8>, (u8, String)> {
     Ok(bytes)
 }
 
-/// An `http://` or `https://` URL.
+/// An `http://` URL: this binary's HTTP client has no TLS (Herald builds none), so it reaches
+/// Herald on its own address, as the worker does, not through an https proxy.
 fn http_url(text: &str) -> Result<Url, String> {
     match Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
-        _ => Err(format!("{text:?} is not an http:// or https:// URL such as http://127.0.0.1:3000")),
+        Ok(url) if url.scheme() == "http" => Ok(url),
+        Ok(url) if url.scheme() == "https" => Err(format!(
+            "{text:?}: herald speaks plain HTTP; give Herald's own address, such as http://127.0.0.1:3000"
+        )),
+        _ => Err(format!("{text:?} is not an http:// URL such as http://127.0.0.1:3000")),
     }
 }

@@ -146,7 +146,7 @@ async fn publish_to_a_herald_that_cannot_take_it_exits_3() {
     .await;
     let (code, _, stderr) = outcome(&output);
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("after 2 attempts"), "{stderr}");
+    assert!(stderr.contains("after 2 attempts") && stderr.contains("refused"), "{stderr}");
 }
 
 #[tokio::test]
@@ -252,6 +252,11 @@ async fn bad_usage_exits_2_and_says_what_is_wrong() {
             &["publish", "--url", "ftp://example", "--topic", "a", "x"],
             &[("HERALD_PUBLISH_TOKEN", TOKEN)],
             "http://",
+        ),
+        (
+            &["publish", "--url", "https://example", "--topic", "a", "x"],
+            &[("HERALD_PUBLISH_TOKEN", TOKEN)],
+            "plain HTTP",
         ),
         (&["publish", "--url", "http://127.0.0.1:1", "--topic", "a", "x"], &[], "--token"),
         (&["token", "--subscribe", "user*"], &secret, "user*"),

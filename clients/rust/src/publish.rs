@@ -105,7 +105,7 @@ pub async fn publish(
         let outcome = match sent {
             Ok(response) => answer(response).await,
             // The URL is the caller's own, and says nothing about what failed.
-            Err(err) => Attempt::Retry { after: NO_ANSWER_WAIT, reason: err.without_url().to_string() },
+            Err(err) => Attempt::Retry { after: NO_ANSWER_WAIT, reason: with_causes(&err.without_url()) },
         };
         match outcome {
             Attempt::Done(published) => return Ok(Published { idempotency_key: key, ..published }),
@@ -172,6 +172,18 @@ fn describe(body: &[u8]) -> (String, String) {
         Ok(ApiError { error, message }) => (error, message),
         Err(_) => ("error".to_owned(), String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
     }
+}
+
+/// The error and each of its causes: reqwest's own words ("error sending request") alone do
+/// not say that the connection was refused.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    text
 }
 
 /// 128 random bits as 32 hex digits: an `Idempotency-Key` no other publish will carry.
