@@ -19,7 +19,7 @@ use crate::server::{
 };
 
 /// Exit codes of the commands, for scripts (docs/cli.md lists them).
-pub mod exit {
+mod exit {
     /// Done: published, minted, signed, or the signature holds.
     pub const OK: u8 = 0;
     /// Herald refused the event (a 4xx), or the signature does not hold.
@@ -84,25 +84,25 @@ Examples:
 pub struct Publish {
     /// Herald's base URL, http:// (its own address: this binary speaks no TLS).
     #[arg(long, env = "HERALD_URL", value_parser = http_url)]
-    pub url: Url,
+    url: Url,
     /// The topic to publish to.
     #[arg(long)]
-    pub topic: String,
+    topic: String,
     /// The event's name (its SSE `event:`); none sends a plain `message`.
     #[arg(long)]
-    pub event: Option<String>,
+    event: Option<String>,
     /// Publishes the event once whatever the retries, here or from another run; one is made if
     /// none is given.
     #[arg(long)]
-    pub idempotency_key: Option<String>,
+    idempotency_key: Option<String>,
     /// HERALD_PUBLISH_TOKEN, or a publisher token whose herald.publish covers the topic.
     #[arg(long, env = "HERALD_PUBLISH_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub token: SecretString,
+    token: SecretString,
     /// How many times to try in all.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    pub attempts: u32,
+    attempts: u32,
     /// The event's data, as text; `-` (or nothing, from a pipe) reads it from stdin.
-    pub data: Option<String>,
+    data: Option<String>,
 }
 
 /// Mint a subscriber or publisher token (an HS256 JWT) and print it.
@@ -122,19 +122,19 @@ Examples:
 pub struct Token {
     /// Topic patterns the holder may follow.
     #[arg(long, num_args = 1.., value_parser = TopicPattern::parse)]
-    pub subscribe: Vec<TopicPattern>,
+    subscribe: Vec<TopicPattern>,
     /// Topic patterns the holder may publish to.
     #[arg(long, num_args = 1.., value_parser = TopicPattern::parse)]
-    pub publish: Vec<TopicPattern>,
+    publish: Vec<TopicPattern>,
     /// How long the token lasts; a stream opened with it ends then.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    pub ttl: Duration,
+    ttl: Duration,
     /// Who the token is for (its `sub`, shown in Herald's request log).
     #[arg(long)]
-    pub sub: Option<String>,
+    sub: Option<String>,
     /// The secret Herald verifies tokens with: HERALD_JWT_SECRET, 32 bytes or more.
     #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true, value_parser = session_key)]
-    pub secret: SecretString,
+    secret: SecretString,
 }
 
 /// Sign a callback body for a job and print the Herald-Signature header value.
@@ -149,10 +149,10 @@ Examples:
   herald sign --secret whsec_test --job job-1 --time 1700000000 '{}'")]
 pub struct Sign {
     #[command(flatten)]
-    pub callback: Callback,
+    callback: Callback,
     /// The signature's time, in seconds since the Unix epoch; now if not given.
     #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
-    pub time: Option<i64>,
+    time: Option<i64>,
 }
 
 /// Check a Herald-Signature header against a callback body and job.
@@ -166,13 +166,13 @@ Examples:
     --signature t=1700000000,v2=79a7d49d493cd22e5e2277cd78bf06dc59c7982b3f0d708abe0d45bdb1d5ec35 '{}'")]
 pub struct Verify {
     #[command(flatten)]
-    pub callback: Callback,
+    callback: Callback,
     /// The Herald-Signature header's value.
     #[arg(long)]
-    pub signature: String,
+    signature: String,
     /// How far the signature's time may be from this machine's clock, either way.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
-    pub tolerance: Duration,
+    tolerance: Duration,
 }
 
 /// What `sign` and `verify` share: the secret, the job, the body.
@@ -180,12 +180,12 @@ pub struct Verify {
 pub struct Callback {
     /// The callback secret: HERALD_CALLBACK_SECRET.
     #[arg(long, env = "HERALD_CALLBACK_SECRET", hide_env_values = true, value_parser = secret)]
-    pub secret: SecretString,
+    secret: SecretString,
     /// The job the callback reports on (the id in /callbacks/{job}).
     #[arg(long)]
-    pub job: String,
+    job: String,
     /// The body, byte for byte; `-` (or nothing, from a pipe) reads it from stdin.
-    pub body: Option<String>,
+    body: Option<String>,
 }
 
 impl Command {
