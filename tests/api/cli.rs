@@ -266,6 +266,9 @@ async fn bad_usage_exits_2_and_says_what_is_wrong() {
         (&["sign", "--secret", "s", "--job", "j", "--time=-5", "body"], &[], "--time"),
         (&["--retry", "3s", "sign", "--secret", "s", "--job", "j", "body"], &[], "cannot be used"),
         (&["frobnicate"], &[], "frobnicate"),
+        // Without a command the serving options are read as before, flags and variables alike.
+        (&["--max-topics", "0"], &[], "--max-topics"),
+        (&[], &[("HERALD_MAX_TOPICS", "0")], "--max-topics"),
     ] {
         let (code, stdout, stderr) = outcome(&herald(args, env, b"").await);
         assert_eq!((code, stdout.as_str()), (2, ""), "{args:?}: {stderr}");
