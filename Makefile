@@ -32,7 +32,7 @@ setup-test:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --features testing --all-targets -- -D warnings
+	cargo clippy --features testing --workspace --all-targets -- -D warnings
 	cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	tools/venv/bin/hadolint Dockerfile
 	dclint --max-warnings 0 compose.yaml
@@ -43,8 +43,9 @@ test-e2e:
 
 # The API suite runs three times: on the in-memory backend, then each server on a throwaway
 # Redis, then with every stream served through hyper instead of the raw-socket fast path.
+# `--workspace`: the unit tests of clients/rust too.
 test-rust:
-	cargo test --features testing
+	cargo test --features testing --workspace
 	HERALD_TEST_BACKEND=redis cargo test --features testing --test api
 	HERALD_TEST_STREAMS=hyper cargo test --features testing --test api
 

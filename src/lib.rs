@@ -2,7 +2,8 @@
 //!
 //! The crate builds twice. With `ssr` it is the server (see [`server`]); with `hydrate` it is the
 //! wasm bundle that takes over the server-rendered page in the browser ([`hydrate`]). Its public
-//! surface is what the two binaries use, and [`testing`] for the crate's own tests.
+//! surface is what the two binaries use (the `herald` binary's commands are [`cli`]), and
+//! [`testing`] for the crate's own tests.
 
 // Leptos views are deeply nested types; the optimised wasm build needs room to lay them out.
 #![recursion_limit = "256"]
@@ -12,6 +13,9 @@ mod components;
 mod jobs;
 mod protocol;
 mod stream;
+
+#[cfg(feature = "ssr")]
+pub mod cli;
 
 #[cfg(feature = "ssr")]
 pub mod server;

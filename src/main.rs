@@ -1,11 +1,19 @@
-//! The `herald` server binary: reads its settings, serves, and shuts down gracefully on a signal.
+//! The `herald` binary: with no command, reads its settings, serves, and shuts down gracefully on
+//! a signal; with one (`publish`, `token`, `sign`, `verify`), runs it and exits with its code.
 
-use clap::Parser;
-use herald::server::{init_telemetry, settle_hash_files, shutdown_signal, Application, Config};
+use std::process::ExitCode;
+
+use herald::{
+    cli::Cli,
+    server::{init_telemetry, settle_hash_files, shutdown_signal, Application},
+};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::parse();
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let config = match Cli::from_command_line() {
+        Cli { command: Some(command), .. } => return Ok(command.run().await),
+        Cli { command: None, serve } => serve,
+    };
     init_telemetry(config.log_format);
     let stop = shutdown_signal()?;
     let mut leptos_options = leptos::config::get_configuration(None)?.leptos_options;
@@ -23,5 +31,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     app.run_until(stop).await?;
     tracing::info!("stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

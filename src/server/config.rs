@@ -441,7 +441,7 @@ pub fn refuse_development_secrets(
 
 /// A session key long enough to derive a signing key from (HKDF wants 32 bytes or more), or a
 /// JWT secret as long as HS256's hash (RFC 7518 §3.2).
-fn session_key(text: &str) -> Result<SecretString, String> {
+pub(crate) fn session_key(text: &str) -> Result<SecretString, String> {
     match text.len() {
         32.. => Ok(text.into()),
         short => Err(format!("must be at least 32 bytes long (got {short})")),
@@ -485,7 +485,7 @@ fn proxy_range(text: &str) -> Result<IpNet, String> {
 }
 
 /// Any other secret, as typed: clap wraps it at once, so that `Debug` never shows it.
-fn secret(text: &str) -> Result<SecretString, String> {
+pub(crate) fn secret(text: &str) -> Result<SecretString, String> {
     Ok(text.into())
 }
 

@@ -38,9 +38,9 @@ use tokio_util::sync::CancellationToken;
 pub use assets::settle_hash_files;
 pub use bearer::{check_bearer, BearerError};
 pub use config::{refuse_development_secrets, Config, LogFormat};
+pub use herald_client::signature::{sign as sign_callback, HEADER as SIGNATURE_HEADER};
 pub use redis::RedisUrl;
 pub use shutdown::signal as shutdown_signal;
-pub use signature::{sign as sign_callback, HEADER as SIGNATURE_HEADER};
 pub use telemetry::init as init_telemetry;
 
 /// How long a starting server waits for its Redis reader before serving anyway.

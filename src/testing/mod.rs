@@ -26,5 +26,5 @@ pub use crate::server::{
     extract::decode_json,
     hub::{Hub, HubSettings},
     routes::publish::PublishRequest,
-    signature::{sign, verify, SignatureHeader},
 };
+pub use herald_client::signature::{sign, verify, SignatureHeader};

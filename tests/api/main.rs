@@ -2,6 +2,7 @@
 
 mod bounds;
 mod callbacks;
+mod cli;
 mod clients;
 mod cluster;
 mod conformance;

@@ -216,6 +216,25 @@ mod tests {
     }
 
     #[test]
+    fn a_token_minted_by_the_client_crate_verifies_with_its_claims() {
+        let grant = herald_client::Grant {
+            subscribe: &["user.42", "user.42.*"],
+            publish: &["orders.**"],
+            sub: Some("u42"),
+            ttl: std::time::Duration::from_secs(600),
+        };
+        let token = herald_client::mint_token(SECRET.as_bytes(), &grant).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+
+        let claims = verifier(None).verify(&token, now).unwrap();
+        assert_eq!(claims.sub.as_deref(), Some("u42"));
+        let patterns = |list: &[TopicPattern]| list.iter().map(|p| p.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(patterns(&claims.herald.subscribe), ["user.42", "user.42.*"]);
+        assert_eq!(patterns(&claims.herald.publish), ["orders.**"]);
+        assert!((now + 599..=now + 601).contains(&claims.exp), "{}", claims.exp);
+    }
+
+    #[test]
     fn each_bad_token_is_refused_with_its_reason() {
         let good = json!({"exp": NOW + 60});
         for (token, expected) in [

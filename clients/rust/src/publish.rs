@@ -1,0 +1,245 @@
+//! `POST /publish` with an idempotency key, retried while Herald asks for it: a 503 (or 429)
+//! with `Retry-After` (over its publish rate, or its Redis away), or no answer at all. Every
+//! attempt carries the same key, so Herald publishes the event once however many get through.
+
+use std::{fmt, time::Duration};
+
+use rand::Rng;
+use reqwest::{header, StatusCode, Url};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The longest `Retry-After` honoured as given; a longer one is waited this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The wait before retrying a request that got no answer.
+const NO_ANSWER_WAIT: Duration = Duration::from_secs(1);
+
+/// One event to publish.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event<'a> {
+    pub topic: &'a str,
+    /// The SSE event name; `None` sends a plain `message`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'a str>,
+    /// Text is sent as it is; any other JSON value as its compact JSON text.
+    pub data: Value,
+    /// Publishes the event once whatever the retries; `None` makes a random one for this call.
+    #[serde(skip)]
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What Herald answered.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Published {
+    /// The event's id, as subscribers see it in `id:`.
+    pub id: String,
+    /// How many of this instance's subscribers it was sent to.
+    pub subscribers: u64,
+    /// Whether an earlier attempt with the same key had published it already.
+    pub duplicate: bool,
+    /// The key every attempt carried.
+    #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+/// Why the event was not published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishError {
+    /// Herald refused the event (a 4xx): sending it again would get the same answer.
+    /// `error` and `message` are those of Herald's JSON error.
+    Refused { status: u16, error: String, message: String },
+    /// No answer that published it after `attempts` attempts, or an answer no retry can change
+    /// (a 503 without `Retry-After`: publishing is disabled); `reason` is the last one.
+    Unavailable { attempts: u32, reason: String },
+    /// The URL given for Herald is not an `http://` or `https://` one.
+    NotHttp(String),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused { status, error, message } => write!(f, "refused ({status} {error}): {message}"),
+            Self::Unavailable { attempts: 1, reason } => write!(f, "unavailable: {reason}"),
+            Self::Unavailable { attempts, reason } => {
+                write!(f, "unavailable after {attempts} attempts: {reason}")
+            }
+            Self::NotHttp(url) => write!(f, "{url} is not an http:// or https:// URL"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Published),
+    Failed(PublishError),
+    /// Worth another attempt after this wait.
+    Retry {
+        after: Duration,
+        reason: String,
+    },
+}
+
+/// Publishes `event` to the Herald at `herald` (its base URL, such as `http://127.0.0.1:3000`)
+/// with `token` (`HERALD_PUBLISH_TOKEN` or a publisher token), making at most `attempts` attempts
+/// (at least one).
+pub async fn publish(
+    client: &reqwest::Client,
+    herald: &Url,
+    token: &str,
+    event: &Event<'_>,
+    attempts: u32,
+) -> Result<Published, PublishError> {
+    let url = publish_url(herald)?;
+    let key = event.idempotency_key.map_or_else(random_key, str::to_owned);
+    let attempts = attempts.max(1);
+    for attempt in 1..=attempts {
+        let sent = client
+            .post(url.clone())
+            .bearer_auth(token)
+            .header("idempotency-key", &key)
+            .json(event)
+            .send()
+            .await;
+        let outcome = match sent {
+            Ok(response) => answer(response).await,
+            // The URL is the caller's own, and says nothing about what failed.
+            Err(err) => Attempt::Retry { after: NO_ANSWER_WAIT, reason: with_causes(&err.without_url()) },
+        };
+        match outcome {
+            Attempt::Done(published) => return Ok(Published { idempotency_key: key, ..published }),
+            Attempt::Failed(err) => return Err(err),
+            Attempt::Retry { reason, .. } if attempt == attempts => {
+                return Err(PublishError::Unavailable { attempts, reason })
+            }
+            Attempt::Retry { after, .. } => tokio::time::sleep(after).await,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// `/publish` under Herald's base URL, whose path is kept (`https://example.com/herald`,
+/// behind a proxy, publishes to `https://example.com/herald/publish`).
+fn publish_url(herald: &Url) -> Result<Url, PublishError> {
+    if !matches!(herald.scheme(), "http" | "https") {
+        return Err(PublishError::NotHttp(herald.to_string()));
+    }
+    let mut url = herald.clone();
+    url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().push("publish");
+    Ok(url)
+}
+
+/// Reads Herald's answer to one attempt.
+async fn answer(response: reqwest::Response) -> Attempt {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
+    let body = response.bytes().await.unwrap_or_default();
+    if status.is_success() {
+        return match serde_json::from_slice(&body) {
+            Ok(published) => Attempt::Done(published),
+            Err(err) => Attempt::Failed(PublishError::Unavailable {
+                attempts: 1,
+                reason: format!("{status} with an answer that is not Herald's: {err}"),
+            }),
+        };
+    }
+    let (error, message) = describe(&body);
+    let reason = format!("{status} {error}: {message}");
+    match (status, retry_after) {
+        (StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS, Some(after)) => {
+            Attempt::Retry { after, reason }
+        }
+        (status, _) if status.is_client_error() => {
+            Attempt::Failed(PublishError::Refused { status: status.as_u16(), error, message })
+        }
+        _ => Attempt::Failed(PublishError::Unavailable { attempts: 1, reason }),
+    }
+}
+
+/// The `error` and `message` of Herald's JSON error, or the start of whatever else came.
+fn describe(body: &[u8]) -> (String, String) {
+    #[derive(Deserialize)]
+    struct ApiError {
+        error: String,
+        message: String,
+    }
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(ApiError { error, message }) => (error, message),
+        Err(_) => ("error".to_owned(), String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
+    }
+}
+
+/// The error and each of its causes: reqwest's own words ("error sending request") alone do
+/// not say that the connection was refused.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    text
+}
+
+/// 128 random bits as 32 hex digits: an `Idempotency-Key` no other publish will carry.
+fn random_key() -> String {
+    let mut bits = [0u8; 16];
+    rand::rng().fill_bytes(&mut bits);
+    hex::encode(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_body_is_the_event_without_its_key() {
+        let event = Event {
+            topic: "orders",
+            event: Some("created"),
+            data: json!({"id": 7}),
+            idempotency_key: Some("k"),
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"topic": "orders", "event": "created", "data": {"id": 7}})
+        );
+        let unnamed = Event { event: None, data: json!("text"), ..event };
+        assert_eq!(serde_json::to_value(&unnamed).unwrap(), json!({"topic": "orders", "data": "text"}));
+    }
+
+    #[test]
+    fn publish_goes_under_the_base_url_whatever_its_trailing_slash() {
+        let under = |base: &str| publish_url(&base.parse().unwrap()).map(String::from);
+        assert_eq!(under("http://127.0.0.1:3000").unwrap(), "http://127.0.0.1:3000/publish");
+        assert_eq!(under("https://example.com/herald").unwrap(), "https://example.com/herald/publish");
+        assert_eq!(under("https://example.com/herald/").unwrap(), "https://example.com/herald/publish");
+        assert_eq!(under("ftp://example.com"), Err(PublishError::NotHttp("ftp://example.com/".to_owned())));
+    }
+
+    #[test]
+    fn made_keys_are_32_hex_digits_and_differ() {
+        let (a, b) = (random_key(), random_key());
+        assert_ne!(a, b);
+        assert!(a.len() == 32 && a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
+    }
+
+    #[test]
+    fn herald_errors_are_read_and_anything_else_is_shown_as_it_came() {
+        assert_eq!(
+            describe(br#"{"error":"forbidden","message":"topic session.x is private"}"#),
+            ("forbidden".to_owned(), "topic session.x is private".to_owned())
+        );
+        assert_eq!(
+            describe(b"<html>Bad Gateway</html>"),
+            ("error".to_owned(), "<html>Bad Gateway</html>".to_owned())
+        );
+    }
+}
