@@ -3,6 +3,7 @@
 pub(crate) mod connection_status;
 pub(crate) mod jobs_panel;
 pub(crate) mod live_clock;
+pub(crate) mod reset_notice;
 
 /// The stylesheet's text colours against WCAG 2's contrast formula, from `style/main.css` itself:
 /// the ratios its comment states are the true ones, each passes AA, and no `color:` escapes them.
