@@ -99,7 +99,8 @@ fn the_api_description_names_every_route_the_router_mounts_and_no_other() {
 }
 
 #[tokio::test]
-async fn every_documented_operation_is_served_and_every_other_method_on_its_path_gets_405() {
+async fn every_documented_operation_is_served_with_a_documented_status_and_every_other_method_on_its_path_gets_405(
+) {
     let app = spawn_app().await;
     let document: Value = app.get("/openapi.json").await.json().await.unwrap();
     // With a session, so that the server functions get past their session check to the router.
@@ -117,10 +118,17 @@ async fn every_documented_operation_is_served_and_every_other_method_on_its_path
             let status = request.send().await.expect("the server answers").status();
             let described = documented.contains(&(path.clone(), method.to_owned()));
             match described {
-                true => assert!(
-                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
-                    "{method} {path} is described but answers {status}"
-                ),
+                true => {
+                    assert!(
+                        status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                        "{method} {path} is described but answers {status}"
+                    );
+                    let responses = &document["paths"][path.as_str()][method]["responses"];
+                    assert!(
+                        responses.get(status.as_str()).is_some(),
+                        "{method} {path} answers {status}, which its description does not list"
+                    );
+                }
                 false => assert_eq!(
                     status,
                     StatusCode::METHOD_NOT_ALLOWED,
