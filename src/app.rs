@@ -11,9 +11,10 @@ use crate::components::{
     connection_status::ConnectionBadge,
     jobs_panel::{merge, JobsPanel},
     live_clock::{ClockFeed, LiveClock},
+    reset_notice::ResetBanner,
 };
 use crate::jobs::list_jobs;
-use crate::protocol::{JobView, PageEvent};
+use crate::protocol::{JobView, PageEvent, ResetNotice};
 use crate::stream::use_page_events;
 
 /// The home page's document: the server renders it, and the wasm bundle hydrates its body.
@@ -139,6 +140,7 @@ pub(crate) fn App() -> impl IntoView {
 fn HomePage() -> impl IntoView {
     let clock = ClockFeed::new();
     let jobs = RwSignal::new(Vec::<JobView>::new());
+    let reset = RwSignal::new(None::<ResetNotice>);
 
     // Lists the jobs, then resumes the stream right after the listing, so that a job that
     // finishes in between is replayed rather than missed.
@@ -162,6 +164,7 @@ fn HomePage() -> impl IntoView {
         PageEvent::Job(job) => jobs.update(|known| merge(known, job)),
         PageEvent::Reset(notice) => {
             log!("herald reset {:?}: {}", notice.reason, notice.message);
+            reset.set(Some(notice));
             leptos::task::spawn_local(async move {
                 let _ = sync_jobs().await;
             });
@@ -178,6 +181,7 @@ fn HomePage() -> impl IntoView {
             </div>
             <ConnectionBadge state/>
         </header>
+        <ResetBanner notice=reset/>
         <div class="panels">
             <LiveClock feed=clock/>
             <JobsPanel jobs/>

@@ -73,3 +73,41 @@ test("a reload mid-job still shows the job, then its completion, once", async ({
     .toBe("done");
   expect(await jobsShown(page)).toEqual([{ id: started.id, status: "done" }]);
 });
+
+test("the job list is a polite live region: a finished job is added to it, and the clock's ticks leave it alone", async ({
+  page,
+}) => {
+  await openHome(page);
+  const list = page.getByTestId("jobs");
+  await expect(list).toHaveAttribute("aria-live", "polite");
+
+  await page.getByTestId("start-job").click();
+  const done = list.locator("li[data-status=done]");
+  await expect(done).toHaveCount(1, { timeout: 10_000 });
+  // What a screen reader reads out: the row's text, the visually hidden "Job" first.
+  await expect(done).toHaveText(/^Job \S{8}\s*done\s*\d+\.\d s/);
+
+  // Three ticks later the list has not changed at all, so there was nothing to announce.
+  const changes = await list.evaluate(
+    (element) =>
+      new Promise<number>((resolve) => {
+        let changes = 0;
+        const listWatch = new MutationObserver((records) => (changes += records.length));
+        listWatch.observe(element, { subtree: true, childList: true, characterData: true, attributes: true });
+        const count = document.querySelector("[data-testid=count]")!;
+        const start = Number(count.textContent);
+        const tickWatch = new MutationObserver(() => {
+          if (Number(count.textContent) < start + 3) return;
+          listWatch.disconnect();
+          tickWatch.disconnect();
+          resolve(changes);
+        });
+        tickWatch.observe(count, {
+          subtree: true,
+          childList: true,
+          characterData: true,
+        });
+      }),
+  );
+  expect(changes).toBe(0);
+});

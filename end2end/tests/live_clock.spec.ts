@@ -121,7 +121,7 @@ test("the list shows the newest tick first", async ({ page }) => {
   expect([...newestFirst].sort((a, b) => b - a)).toEqual(newestFirst);
 });
 
-test("when the server shuts down the page hears it, says reconnecting, then goes live again and ticks resume", async ({
+test("when the server shuts down the page hears it, says reconnecting, then goes live again, ticks resume and it shows the reset", async ({
   page,
 }) => {
   let server = await OwnServer.start();
@@ -147,6 +147,14 @@ test("when the server shuts down the page hears it, says reconnecting, then goes
     expect(Date.parse(resumed[resumed.length - 1])).toBeGreaterThan(
       Date.parse(shownWhileDown[shownWhileDown.length - 1]),
     );
+
+    // The new run cannot replay from the old run's ids: the stream opened with a reset, which the
+    // page shows with its reason (not only in the console) until it is dismissed.
+    const notice = page.getByTestId("reset-notice");
+    await expect(notice).toContainText("comes from an earlier run of the server");
+    await expect(page.getByRole("status").filter({ has: notice })).toHaveAttribute("aria-live", "polite");
+    await page.getByTestId("dismiss-reset").click();
+    await expect(notice).toHaveCount(0);
   } finally {
     await server.stop();
   }

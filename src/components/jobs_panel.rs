@@ -49,18 +49,19 @@ pub(crate) fn JobsPanel(jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
             <Show when=move || problem.with(Option::is_some)>
                 <p class="jobs-problem" role="alert">{move || problem.get()}</p>
             </Show>
-            <Show
-                when=move || jobs.with(|jobs| !jobs.is_empty())
-                fallback=|| view! { <p class="jobs-empty">"No jobs yet."</p> }
-            >
-                <ul class="job-list" data-testid="jobs">
-                    <For
-                        each=move || jobs.get()
-                        key=|job| (job.id.clone(), job.status)
-                        children=|job| view! { <JobRow job/> }
-                    />
-                </ul>
+            <Show when=move || jobs.with(Vec::is_empty)>
+                <p class="jobs-empty">"No jobs yet."</p>
             </Show>
+            // A live region, in the page from the start so that a screen reader hears what is
+            // added to it: a row is keyed by its job and status, so a job that starts or finishes
+            // adds one row, read out politely, and nothing else (the clock ticks elsewhere).
+            <ul class="job-list" data-testid="jobs" aria-live="polite" aria-label="Your jobs">
+                <For
+                    each=move || jobs.get()
+                    key=|job| (job.id.clone(), job.status)
+                    children=|job| view! { <JobRow job/> }
+                />
+            </ul>
         </section>
     }
 }
@@ -77,6 +78,7 @@ fn JobRow(job: JobView) -> impl IntoView {
     let took = job.took_ms.map(seconds_with_tenths);
     view! {
         <li class="job" data-job=job.id.clone() data-status=job.status.label()>
+            <span class="visually-hidden">"Job "</span>
             <code class="job-id" title=job.id.clone()>{short_id}</code>
             <span class="job-status">{job.status.label()}</span>
             <span class="job-took">{took}</span>

@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod metrics;
+mod openapi;
 mod operators;
 mod pages;
 mod publish;

@@ -22,6 +22,27 @@ async fn home_page_is_server_rendered_with_heading_connecting_state_and_empty_li
     assert!(html.contains("/pkg/herald.js"), "the page does not load the hydration script: {html}");
 }
 
+/// The opening tag of the element that carries `marker` in `html`.
+fn tag_with<'a>(html: &'a str, marker: &str) -> &'a str {
+    let at = html.find(marker).unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind('<').unwrap();
+    &html[start..at + html[at..].find('>').unwrap() + 1]
+}
+
+#[tokio::test]
+async fn the_job_list_and_the_reset_notice_are_polite_live_regions_from_the_first_render() {
+    let app = spawn_app().await;
+
+    let html = app.get("/").await.text().await.unwrap();
+
+    // A live region must be in the page before what it announces is added to it.
+    let list = tag_with(&html, r#"data-testid="jobs""#);
+    assert!(list.starts_with("<ul") && list.contains(r#"aria-live="polite""#), "{list}");
+    let notices = tag_with(&html, r#"class="notices""#);
+    assert!(notices.contains(r#"role="status""#) && notices.contains(r#"aria-live="polite""#), "{notices}");
+    assert!(!html.contains(r#"data-testid="reset-notice""#), "a reset notice before any stream: {html}");
+}
+
 #[tokio::test]
 async fn unknown_paths_get_the_apps_404_page() {
     let app = spawn_app().await;
