@@ -2,6 +2,7 @@
 
 mod bounds;
 mod callbacks;
+mod client_js;
 mod clients;
 mod cluster;
 mod conformance;

@@ -2,6 +2,7 @@
 //! the page and its server functions, static assets, and the 404 page.
 
 pub(crate) mod callbacks;
+pub(crate) mod client_js;
 pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod metrics;
@@ -106,6 +107,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/callbacks/{job_id}", post(callbacks::job_finished))
         .route("/healthz", get(health::health))
         .route("/readyz", get(health::ready))
+        .merge(client_js::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
         .layer(middleware::from_fn_with_state(state.leptos_options().hash_files, asset_caching))
         .layer(middleware::from_fn_with_state(state.metrics().clone(), super::metrics::count_rejections))
