@@ -217,7 +217,7 @@ test("an open refused for its token asks getToken again and then follows", { tim
 test("a fixed token that expires closes the stream", { timeout }, async (t) => {
   const record = recorder();
   const now = Math.floor(Date.now() / 1000);
-  following(t, record, { url: herald.url, topics: ["user.3"], token: mintToken(["user.3"], { exp: now + 1 }) });
+  following(t, record, { url: herald.url, topics: ["user.3"], token: mintToken(["user.3"], { exp: now + 2 }) });
   await record.until(() => record.status === "closed");
 
   assert.deepEqual(record.statuses, ["connecting", "open", "closed"]);
