@@ -10,7 +10,7 @@ export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 export HERALD_WORKER_TOKEN ?= dev-only-worker-token
 export HERALD_SESSION_KEY ?= dev-only-session-key-that-is-long-enough
 
-.PHONY: run run-cluster test setup setup-test lint test-rust test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare check-fresh
+.PHONY: run run-cluster test setup setup-test lint test-rust test-js test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare check-fresh
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
@@ -21,8 +21,8 @@ run-cluster: setup
 	cargo leptos build
 	scripts/run-cluster.sh
 
-## Set up, then run every check and test: lints, Rust unit and integration tests, Playwright.
-test: setup-test lint test-e2e test-rust
+## Set up, then run every check and test: lints, Rust unit and integration tests, Playwright, the JS client.
+test: setup-test lint test-e2e test-rust test-js
 
 setup:
 	scripts/setup.sh
@@ -48,6 +48,14 @@ test-rust:
 	cargo test --features testing --workspace
 	HERALD_TEST_BACKEND=redis cargo test --features testing --test api
 	HERALD_TEST_STREAMS=hyper cargo test --features testing --test api
+
+# The browser client (clients/js) against the real binary, with Node's test runner; the binary is
+# the one `cargo test --features testing` builds (so after test-rust this builds nothing).
+test-js:
+	[ -d clients/js/node_modules/eventsource ] && [ ! clients/js/package-lock.json -nt clients/js/node_modules/.package-lock.json ] \
+	  || npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
+	cargo build --features testing --bin herald
+	HERALD_BIN=$(CURDIR)/target/debug/herald node --test clients/js/test/*.test.js
 
 ## An optimised build: target/release/herald and target/site.
 release: setup

