@@ -17,7 +17,6 @@ pub(crate) mod hub;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod open_files;
-pub(crate) mod random;
 pub(crate) mod redis;
 pub(crate) mod routes;
 pub(crate) mod serve;

@@ -18,7 +18,7 @@ use axum::{
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use sha2::{Digest, Sha256};
 
-use super::{client::ClientRate, error::ApiError, event::Topic, random};
+use super::{client::ClientRate, error::ApiError, event::Topic};
 
 /// The cookie's name over plain http.
 const COOKIE: &str = "herald_session";
@@ -120,7 +120,7 @@ pub(crate) struct Session {
 
 impl Session {
     fn issue(now: SystemTime) -> Self {
-        Self { id: random::hex_128(), issued_at: unix_seconds(now) }
+        Self { id: herald_client::random_id(), issued_at: unix_seconds(now) }
     }
 
     /// `ISSUED_AT.ID`: the signed value of the cookie.

@@ -4,9 +4,11 @@
 //! [`signature`], which Herald's own `/callbacks` uses too.
 
 mod publish;
+mod random;
 pub mod signature;
 mod token;
 
 pub use publish::{publish, Event, PublishError, Published};
+pub use random::random_id;
 pub use signature::{verify_signature, SignatureError};
 pub use token::{mint_token, Grant};

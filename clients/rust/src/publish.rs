@@ -4,7 +4,6 @@
 
 use std::{fmt, time::Duration};
 
-use rand::Rng;
 use reqwest::{header, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,7 +91,7 @@ pub async fn publish(
     attempts: u32,
 ) -> Result<Published, PublishError> {
     let url = publish_url(herald)?;
-    let key = event.idempotency_key.map_or_else(random_key, str::to_owned);
+    let key = event.idempotency_key.map_or_else(crate::random_id, str::to_owned);
     let attempts = attempts.max(1);
     for attempt in 1..=attempts {
         let sent = client
@@ -186,13 +185,6 @@ fn with_causes(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// 128 random bits as 32 hex digits: an `Idempotency-Key` no other publish will carry.
-fn random_key() -> String {
-    let mut bits = [0u8; 16];
-    rand::rng().fill_bytes(&mut bits);
-    hex::encode(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -222,13 +214,6 @@ mod tests {
         assert_eq!(under("https://example.com/herald").unwrap(), "https://example.com/herald/publish");
         assert_eq!(under("https://example.com/herald/").unwrap(), "https://example.com/herald/publish");
         assert_eq!(under("ftp://example.com"), Err(PublishError::NotHttp("ftp://example.com/".to_owned())));
-    }
-
-    #[test]
-    fn made_keys_are_32_hex_digits_and_differ() {
-        let (a, b) = (random_key(), random_key());
-        assert_ne!(a, b);
-        assert!(a.len() == 32 && a.bytes().all(|b| b.is_ascii_hexdigit()), "{a}");
     }
 
     #[test]

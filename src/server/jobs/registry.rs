@@ -16,7 +16,7 @@ use chrono::Utc;
 use parking_lot::Mutex;
 
 use crate::protocol::{JobStatus, JobView};
-use crate::server::{event::Topic, random};
+use crate::server::event::Topic;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FinishError {
@@ -58,7 +58,7 @@ pub(super) const LISTED_PER_SESSION: usize = 50;
 /// A job that starts now, with a fresh random id: what either registry registers.
 pub(crate) fn new_running_job() -> JobView {
     JobView {
-        id: random::hex_128(),
+        id: herald_client::random_id(),
         status: JobStatus::Running,
         started_at: Utc::now(),
         took_ms: None,

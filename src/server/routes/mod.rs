@@ -298,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashed_assets_are_cached_for_a_year_and_unhashed_ones_revalidated() {
-        let site = std::env::temp_dir().join(format!("herald-site-{}", crate::server::random::hex_128()));
+        let site = std::env::temp_dir().join(format!("herald-site-{}", herald_client::random_id()));
         std::fs::create_dir_all(site.join("pkg")).unwrap();
         std::fs::write(site.join("pkg/herald.0f3a.css"), "body {}").unwrap();
 

@@ -1,8 +1,10 @@
-//! Unguessable identifiers: 128 random bits as 32 lowercase hex digits, for sessions and jobs.
+//! Unguessable identifiers: 128 random bits as 32 lowercase hex digits, for Herald's sessions and
+//! jobs and for the idempotency keys [`crate::publish`] makes.
 
 use rand::Rng;
 
-pub(crate) fn hex_128() -> String {
+/// 128 random bits as 32 lowercase hex digits.
+pub fn random_id() -> String {
     let mut bits = [0u8; 16];
     rand::rng().fill_bytes(&mut bits);
     hex::encode(bits)
@@ -14,7 +16,7 @@ mod tests {
 
     #[test]
     fn identifiers_are_32_lowercase_hex_digits_and_differ() {
-        let (a, b) = (hex_128(), hex_128());
+        let (a, b) = (random_id(), random_id());
         assert_ne!(a, b);
         for id in [a, b] {
             assert_eq!(id.len(), 32);
