@@ -19,6 +19,17 @@ pub(crate) fn merge(jobs: &mut Vec<JobView>, update: JobView) {
     }
 }
 
+/// What a refusal says to a person. Herald's own refusals (a rate limit, a call from another
+/// origin, no session) are its JSON error body, which the server-function client cannot decode
+/// and reports inside a deserialisation error: their `message` is the sentence to show.
+fn readable(error: &str) -> String {
+    let message = error.find('{').and_then(|start| {
+        let body: serde_json::Value = serde_json::from_str(&error[start..]).ok()?;
+        body.get("message")?.as_str().map(str::to_owned)
+    });
+    message.unwrap_or_else(|| error.to_owned())
+}
+
 #[component]
 pub(crate) fn JobsPanel(jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
     let problem = RwSignal::new(None::<String>);
@@ -29,7 +40,9 @@ pub(crate) fn JobsPanel(jobs: RwSignal<Vec<JobView>>) -> impl IntoView {
                     problem.set(None);
                     jobs.update(|jobs| merge(jobs, job));
                 }
-                Err(err) => problem.set(Some(format!("The job could not start: {err}"))),
+                Err(err) => {
+                    problem.set(Some(format!("The job could not start: {}", readable(&err.to_string()))))
+                }
             }
         });
     };
@@ -90,6 +103,17 @@ fn JobRow(job: JobView) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn herald_refusals_read_as_their_message_and_anything_else_as_it_came() {
+        let refused = r#"error deserializing server function results: expected value at line 1 column 1: {"error":"too-many","message":"127.0.0.1 is over its rate of 60 job starts a minute; retry later"}"#;
+        assert_eq!(readable(refused), "127.0.0.1 is over its rate of 60 job starts a minute; retry later");
+        assert_eq!(
+            readable("error running server function: the worker is away"),
+            "error running server function: the worker is away"
+        );
+        assert_eq!(readable("not json: {oops"), "not json: {oops");
+    }
     use crate::protocol::JobStatus;
     use chrono::{DateTime, TimeZone, Utc};
 
