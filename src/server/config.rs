@@ -181,9 +181,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_WORKER_TOKEN", hide_env_values = true, value_parser = secret)]
     pub worker_token: Option<SecretString>,
 
-    /// How many jobs the server keeps (running, or finished and still listed). When it is full,
-    /// a new job takes the place of its own session's oldest finished one, never another
-    /// session's; without one, `Start job` answers `503` with `Retry-After`.
+    /// How many jobs the server keeps in memory (running, or finished and still listed). When it
+    /// is full, a new job takes the place of its own session's oldest finished one, never another
+    /// session's; without one, `Start job` answers `503` with `Retry-After`. With Redis, how many
+    /// may be running at once across the instances (finished ones expire there by themselves).
     #[arg(long, env = "HERALD_MAX_JOBS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_jobs: u32,
 
