@@ -10,7 +10,7 @@ export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 export HERALD_WORKER_TOKEN ?= dev-only-worker-token
 export HERALD_SESSION_KEY ?= dev-only-session-key-that-is-long-enough
 
-.PHONY: run run-cluster test setup setup-test lint test-rust test-js test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare check-fresh
+.PHONY: run run-cluster example test setup setup-example setup-test lint test-rust test-js test-python test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare check-fresh
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
@@ -21,11 +21,20 @@ run-cluster: setup
 	cargo leptos build
 	scripts/run-cluster.sh
 
-## Set up, then run every check and test: lints, Rust unit and integration tests, Playwright, the JS client.
-test: setup-test lint test-e2e test-rust test-js
+## Set up, then run the Flask example (examples/flask) on Herald at http://127.0.0.1:5000.
+example: setup-example
+	cargo leptos build
+	scripts/run-example.sh
+
+## Set up, then run every check and test: lints, Rust unit and integration tests, Playwright (the
+## Flask example's spec too), the JS client and the Python helper.
+test: setup-test lint test-e2e test-rust test-js test-python
 
 setup:
 	scripts/setup.sh
+
+setup-example:
+	scripts/setup.sh --example
 
 setup-test:
 	scripts/setup.sh --test
@@ -56,6 +65,11 @@ test-js:
 	  || npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
 	cargo build --features testing --bin herald
 	HERALD_BIN=$(CURDIR)/target/debug/herald node --test clients/js/test/*.test.js
+
+# The Python helper (clients/python) against the real binary, in the example's venv (PyJWT).
+test-python:
+	cargo build --features testing --bin herald
+	HERALD_BIN=$(CURDIR)/target/debug/herald examples/flask/.venv/bin/python -m unittest discover -s clients/python
 
 ## An optimised build: target/release/herald and target/site.
 release: setup

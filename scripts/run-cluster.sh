@@ -19,27 +19,8 @@ export LEPTOS_SITE_ROOT=target/site LEPTOS_HASH_FILES=true
 
 cargo build --features ssr --bin worker
 
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-# Each process's log lines, prefixed with its name.
-start() {
-  local name=$1; shift
-  "$@" > >(sed -u "s/^/$name | /") 2>&1 &
-  pids+=($!)
-}
-# Waits up to 10 s for `check` to succeed, giving up early if the process just started exited.
-wait_for() {
-  local name=$1; shift
-  for _ in $(seq 100); do
-    "$@" >/dev/null 2>&1 && return
-    kill -0 "${pids[-1]}" 2>/dev/null || { echo "run-cluster: $name exited" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "run-cluster: $name did not start within 10 s" >&2
-  exit 1
-}
+script=run-cluster
+source scripts/processes.sh
 
 # A fresh directory each time, so that no earlier run's data comes back.
 rm -rf "$dir" && mkdir -p "$dir"

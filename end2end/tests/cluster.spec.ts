@@ -6,6 +6,8 @@ import path from "node:path";
 
 import { expect, test, type Page } from "@playwright/test";
 
+import { freePorts } from "../support/process";
+
 /**
  * Two Herald instances sharing one Redis, as behind a load balancer (scripts/run-cluster.sh does
  * the same by hand). The spec starts its own throwaway redis-server and two instances of the
@@ -89,22 +91,6 @@ class Child {
     await this.exited;
     clearTimeout(timer);
   }
-}
-
-/** `count` distinct free loopback ports (the kernel's ephemeral range: never 3000-3002). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => {
-      const server = net.createServer();
-      return new Promise<net.Server>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => resolve(server));
-      });
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }
 
 /** Whether a Redis answers `PING` on `port`. */
