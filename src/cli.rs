@@ -233,7 +233,9 @@ impl Publish {
         {
             Ok(published) => Ok(published.id),
             Err(err @ herald_client::PublishError::Refused { .. }) => Err((exit::REFUSED, err.to_string())),
-            Err(err @ herald_client::PublishError::NotHttp(_)) => Err((exit::USAGE, err.to_string())),
+            Err(
+                err @ (herald_client::PublishError::NotHttp(_) | herald_client::PublishError::NotAHeader(_)),
+            ) => Err((exit::USAGE, err.to_string())),
             Err(err @ herald_client::PublishError::Unavailable { .. }) => {
                 Err((exit::UNAVAILABLE, err.to_string()))
             }

@@ -239,9 +239,12 @@ class PublishTest(WithHerald):
     def test_a_wrong_token_is_refused_with_401_at_the_first_attempt(self) -> None:
         with self.assertRaises(PublishRefused) as refused:
             publish(self.herald.url, "not-the-token", unique("public.orders"), "x", attempts=3)
-        # With a JWT key, a token that is not the publish token is read as a publisher token.
-        self.assertEqual((refused.exception.status, refused.exception.error), (401, "invalid-token"))
-        self.assertIn("refused (401 invalid-token): the token is malformed", str(refused.exception))
+        # With a JWT key, Herald also tries it as a publisher token, and says it is neither.
+        self.assertEqual((refused.exception.status, refused.exception.error), (401, "unauthorized"))
+        self.assertEqual(
+            str(refused.exception),
+            "refused (401 unauthorized): the bearer token is neither HERALD_PUBLISH_TOKEN nor a publisher token (a JWT)",
+        )
 
     def test_a_reserved_event_name_is_refused_with_400(self) -> None:
         with self.assertRaises(PublishRefused) as refused:

@@ -259,6 +259,12 @@ async fn bad_usage_exits_2_and_says_what_is_wrong() {
             "plain HTTP",
         ),
         (&["publish", "--url", "http://127.0.0.1:1", "--topic", "a", "x"], &[], "--token"),
+        // Refused before any attempt, where it used to be retried as an unanswered request.
+        (
+            &["publish", "--url", "http://127.0.0.1:1", "--topic", "a", "--idempotency-key", "a\nb", "x"],
+            &[("HERALD_PUBLISH_TOKEN", TOKEN)],
+            "the idempotency key cannot be sent in an HTTP header",
+        ),
         (&["token", "--subscribe", "user*"], &secret, "user*"),
         (&["token", "--sub", "user-42"], &secret, "--subscribe"),
         (&["token", "--subscribe", "user.42"], &[("HERALD_JWT_SECRET", "short")], "at least 32 bytes"),

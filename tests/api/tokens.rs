@@ -273,11 +273,19 @@ async fn a_publisher_token_publishes_to_the_topics_it_covers_and_nowhere_else() 
             401,
             "invalid-token",
         ),
-        ("not-a-token".to_owned(), "orders.eu", 401, "invalid-token"),
+        ("a.b.c".to_owned(), "orders.eu", 401, "invalid-token"),
     ] {
         let (got, body) = publish_as(&app, &bearer, topic).await;
         assert_eq!((got, body["error"].as_str()), (status, Some(error)), "{topic}: {body}");
     }
+    // A bearer that is no JWT at all is most likely a mistyped publish token: the answer says so,
+    // rather than how a JWT is shaped.
+    let (got, body) = publish_as(&app, "dev-only-publish-tokne", "orders.eu").await;
+    assert_eq!((got, body["error"].as_str()), (401, Some("unauthorized")), "{body}");
+    assert_eq!(
+        body["message"],
+        "the bearer token is neither HERALD_PUBLISH_TOKEN nor a publisher token (a JWT)"
+    );
     // The static token still publishes anywhere but session.*, private topics included.
     assert_eq!(publish_as(&app, TOKEN, "user.42").await.0, 202);
 }

@@ -52,6 +52,9 @@ pub enum PublishError {
     Unavailable { attempts: u32, reason: String },
     /// The URL given for Herald is not an `http://` or `https://` one.
     NotHttp(String),
+    /// The token or the idempotency key (named) cannot be sent as an HTTP header value: it holds
+    /// a line break or another control character.
+    NotAHeader(&'static str),
 }
 
 impl fmt::Display for PublishError {
@@ -63,6 +66,10 @@ impl fmt::Display for PublishError {
                 write!(f, "unavailable after {attempts} attempts: {reason}")
             }
             Self::NotHttp(url) => write!(f, "{url} is not an http:// or https:// URL"),
+            Self::NotAHeader(what) => write!(
+                f,
+                "the {what} cannot be sent in an HTTP header: it holds a line break or another control character"
+            ),
         }
     }
 }
@@ -92,6 +99,13 @@ pub async fn publish(
 ) -> Result<Published, PublishError> {
     let url = publish_url(herald)?;
     let key = event.idempotency_key.map_or_else(crate::random_id, str::to_owned);
+    // Checked before sending: reqwest would fail each attempt before it is sent, which would
+    // look like a Herald that does not answer, retried for nothing.
+    for (what, value) in [("token", token), ("idempotency key", key.as_str())] {
+        if header::HeaderValue::from_str(value).is_err() {
+            return Err(PublishError::NotAHeader(what));
+        }
+    }
     let attempts = attempts.max(1);
     for attempt in 1..=attempts {
         let sent = client
@@ -108,6 +122,9 @@ pub async fn publish(
         };
         match outcome {
             Attempt::Done(published) => return Ok(Published { idempotency_key: key, ..published }),
+            Attempt::Failed(PublishError::Unavailable { reason, .. }) => {
+                return Err(PublishError::Unavailable { attempts: attempt, reason })
+            }
             Attempt::Failed(err) => return Err(err),
             Attempt::Retry { reason, .. } if attempt == attempts => {
                 return Err(PublishError::Unavailable { attempts, reason })
@@ -214,6 +231,44 @@ mod tests {
         assert_eq!(under("https://example.com/herald").unwrap(), "https://example.com/herald/publish");
         assert_eq!(under("https://example.com/herald/").unwrap(), "https://example.com/herald/publish");
         assert_eq!(under("ftp://example.com"), Err(PublishError::NotHttp("ftp://example.com/".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn a_key_that_no_header_can_carry_is_refused_before_any_attempt() {
+        // Nothing listens on port 1: were it sent, each attempt would fail and be waited on.
+        let herald = "http://127.0.0.1:1".parse().unwrap();
+        let event = Event { topic: "orders", event: None, data: json!("x"), idempotency_key: Some("a\nb") };
+        let started = std::time::Instant::now();
+        let refused = publish(&reqwest::Client::new(), &herald, "token", &event, 5).await;
+        assert_eq!(refused, Err(PublishError::NotAHeader("idempotency key")));
+        let no_key = Event { idempotency_key: None, ..event };
+        let refused = publish(&reqwest::Client::new(), &herald, "tok\u{1}en", &no_key, 5).await;
+        assert_eq!(refused, Err(PublishError::NotAHeader("token")));
+        assert!(started.elapsed() < NO_ANSWER_WAIT, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn an_answer_no_retry_can_change_counts_the_attempts_made() {
+        // A stand-in that asks for a retry, then fails as a proxy does.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let herald = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        tokio::spawn(async move {
+            for answer in [
+                "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 3\r\nconnection: close\r\n\r\nbad",
+            ] {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = [0; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+                tokio::io::AsyncWriteExt::write_all(&mut socket, answer.as_bytes()).await.unwrap();
+            }
+        });
+        let event = Event { topic: "orders", event: None, data: json!("x"), idempotency_key: None };
+        let failed = publish(&reqwest::Client::new(), &herald, "token", &event, 5).await;
+        assert_eq!(
+            failed,
+            Err(PublishError::Unavailable { attempts: 2, reason: "502 Bad Gateway error: bad".to_owned() })
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::protocol::RESERVED_EVENT_NAMES;
 use crate::server::{
     auth::{
         patterns::{covers, TopicPattern},
-        tokens::Verifier,
+        tokens::{TokenError, Verifier},
     },
     bearer::{bearer_token, check_bearer, BearerError},
     error::ApiError,
@@ -103,7 +103,16 @@ impl Gate for Publishing {
             "send Authorization: Bearer with HERALD_PUBLISH_TOKEN or a publisher token",
         ))?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
-        let claims = verifier.verify(presented, now).map_err(|err| ApiError::BadToken(err.message()))?;
+        let claims = verifier.verify(presented, now).map_err(|err| match err {
+            // Not even shaped as a JWT: most likely a mistyped publish token, which a message
+            // about base64url parts would not point to.
+            TokenError::Malformed(_) if self.token.is_some() && presented.split('.').count() != 3 => {
+                ApiError::Unauthorized(
+                    "the bearer token is neither HERALD_PUBLISH_TOKEN nor a publisher token (a JWT)",
+                )
+            }
+            err => ApiError::BadToken(err.message()),
+        })?;
         if let Some(subject) = &claims.sub {
             tracing::Span::current().record("sub", subject.as_str());
         }
