@@ -229,6 +229,36 @@ pub fn frame(id: Option<EventId>, event: Option<&EventName>, data: &str) -> Byte
     out.freeze()
 }
 
+/// An event read back from the frame [`frame`] wrote: what the history API answers with.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FramedEvent {
+    pub id: String,
+    /// `message` for an event published without a name, as an `EventSource` names it.
+    pub event: String,
+    /// The data, its line breaks as LF (as subscribers get it).
+    pub data: String,
+}
+
+/// Reads back one of this server's own frames: `id: `, `event: ` and `data: ` lines, as
+/// [`frame`] writes them (any other line is skipped).
+pub fn unframe(frame: &[u8]) -> FramedEvent {
+    let text = String::from_utf8_lossy(frame);
+    let (mut id, mut event, mut data) = (String::new(), None, None::<String>);
+    for line in text.split('\n') {
+        if let Some(value) = line.strip_prefix("id: ") {
+            id = value.to_owned();
+        } else if let Some(value) = line.strip_prefix("event: ") {
+            event = Some(value.to_owned());
+        } else if let Some(value) = line.strip_prefix("data: ") {
+            data = Some(match data {
+                None => value.to_owned(),
+                Some(before) => before + "\n" + value,
+            });
+        }
+    }
+    FramedEvent { id, event: event.unwrap_or_else(|| "message".to_owned()), data: data.unwrap_or_default() }
+}
+
 /// `frame` with a first data line that names `topic`, so the event's data reads
 /// `<topic>\n<data>`: what a subscriber that asked for topics gets. A topic holds no line break,
 /// so the first line of the data is always the whole topic.
@@ -278,7 +308,25 @@ fn data_lines(data: &str) -> impl Iterator<Item = &str> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn a_frame_reads_back_as_the_event_it_framed(
+            seq in 1u64..u64::MAX,
+            name in proptest::option::of("[a-z][a-z0-9._-]{0,20}"),
+            data in "(\\PC|\r|\n){0,64}",
+        ) {
+            let id = EventId { incarnation: 1_800_000_000_000, seq };
+            let name = name.map(|name| EventName::parse(&name).unwrap());
+            let read = unframe(&frame(Some(id), name.as_ref(), &data));
+            prop_assert_eq!(read.id, id.to_string());
+            prop_assert_eq!(read.event, name.map_or("message".to_owned(), |name| name.as_str().to_owned()));
+            prop_assert_eq!(read.data, data_lines(&data).collect::<Vec<_>>().join("\n"));
+        }
+    }
 
     fn text(bytes: Bytes) -> String {
         String::from_utf8(bytes.to_vec()).unwrap()

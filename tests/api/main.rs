@@ -11,6 +11,7 @@ mod connections;
 mod docs;
 mod events;
 mod helpers;
+mod history;
 mod hostile;
 mod http;
 mod metrics;

@@ -27,7 +27,7 @@ fn signed_with(secret: &str, claims: Value) -> String {
 }
 
 /// An HS256 token with `claims`, valid for a minute unless they say otherwise.
-fn token(claims: Value) -> String {
+pub(crate) fn token(claims: Value) -> String {
     let mut claims = claims;
     if claims.get("exp").is_none() {
         claims["exp"] = json!(now() + 60);
@@ -35,11 +35,11 @@ fn token(claims: Value) -> String {
     signed_with(SECRET, claims)
 }
 
-fn subscriber(patterns: &[&str]) -> String {
+pub(crate) fn subscriber(patterns: &[&str]) -> String {
     token(json!({"sub": "user-42", "herald": {"subscribe": patterns}}))
 }
 
-async fn spawn_private_app() -> TestApp {
+pub(crate) async fn spawn_private_app() -> TestApp {
     spawn_app_with(|config| {
         config.jwt_secret = Some(SECRET.into());
         config.public_topics = vec!["news.*".parse().unwrap()];

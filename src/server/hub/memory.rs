@@ -17,7 +17,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
-use super::{fanout::Fanout, Gap, HubSettings, KeyReused, Missed, Once, Published};
+use super::{fanout::Fanout, Bounds, Gap, HubSettings, KeyReused, Missed, Once, Past, Published, Start};
 use crate::protocol::ResetReason;
 use crate::server::event::{self, EventId, IdempotencyKey, NewEvent, Topic};
 
@@ -144,10 +144,16 @@ impl MemoryLog {
         Ok(Published { id, subscribers, duplicate: false })
     }
 
-    /// The frames of `topics` after `since`, merged in id order, or why they cannot be told
-    /// exactly: exact when each of `topics` still holds every one of its events after the id, and
-    /// they are within one replay's bounds (`max_replay_events`, `max_replay_bytes`).
-    pub(super) fn since(&self, since: EventId, topics: &[Topic], fanout: &Fanout) -> Result<Missed, Gap> {
+    /// The frames of `topics` from `start`, merged in id order, or why they cannot be told
+    /// exactly: exact when each of `topics` still holds every one of its events after the id.
+    /// Past `bounds`, a resume gets a gap and a page stops (keeping at least one event).
+    pub(super) fn since(
+        &self,
+        start: Start,
+        topics: &[Topic],
+        bounds: Bounds,
+        fanout: &Fanout,
+    ) -> Result<Missed, Gap> {
         let now = Instant::now();
         let mut state = self.state.lock();
         for topic in topics {
@@ -156,33 +162,48 @@ impl MemoryLog {
         self.bytes_held.set(state.bytes as i64);
         let top = self.id(state.last_seq);
         let gap = |reason| Gap { reason, top };
-        if since.incarnation != self.incarnation {
-            return Err(gap(ResetReason::OtherIncarnation));
-        }
-        if since.seq > state.last_seq {
-            return Err(gap(ResetReason::UnknownId));
-        }
+        let since = match start {
+            Start::Oldest => 0,
+            Start::After(since) if since.incarnation != self.incarnation => {
+                return Err(gap(ResetReason::OtherIncarnation))
+            }
+            Start::After(since) if since.seq > state.last_seq => return Err(gap(ResetReason::UnknownId)),
+            Start::After(since) => since.seq,
+        };
         let mut missed = vec![];
         for (index, topic) in topics.iter().enumerate() {
             let forgotten_through = match state.histories.get(topic) {
                 Some(history) => history.forgotten_through,
                 None => state.idle_forgotten_through,
             };
-            if since.seq < forgotten_through {
+            if matches!(start, Start::After(_)) && since < forgotten_through {
                 return Err(gap(ResetReason::Expired));
             }
             let events = state.histories.get(topic).map(|history| &history.events);
-            let after = events.into_iter().flatten().filter(|stored| stored.seq > since.seq);
+            let after = events.into_iter().flatten().filter(|stored| stored.seq > since);
             missed.extend(after.map(|stored| (index, stored)));
         }
-        let bytes: usize = missed.iter().map(|(_, stored)| stored.frame.len()).sum();
-        if missed.len() > self.settings.max_replay_events || bytes > self.settings.max_replay_bytes {
+        missed.sort_unstable_by_key(|(_, stored)| stored.seq);
+        let mut bytes = 0;
+        let within = missed
+            .iter()
+            .take_while(|(_, stored)| {
+                bytes += stored.frame.len();
+                bytes <= bounds.bytes
+            })
+            .count()
+            .min(bounds.events);
+        let total = missed.len();
+        if within < total && bounds.past == Past::Reset {
             return Err(gap(ResetReason::ReplayTooLarge));
         }
-        missed.sort_unstable_by_key(|(_, stored)| stored.seq);
+        // A page holds at least one event when any follows, so that paging always moves on.
+        let keep = if bounds.events > 0 { within.max(1).min(total) } else { 0 };
+        missed.truncate(keep);
         Ok(Missed {
             frames: missed.into_iter().map(|(index, stored)| (index, stored.frame.clone())).collect(),
             top,
+            more: keep < total,
         })
     }
 

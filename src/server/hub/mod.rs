@@ -106,6 +106,47 @@ pub(super) struct Once {
 struct Missed {
     frames: Vec<(usize, Bytes)>,
     top: EventId,
+    /// Events past the bounds were left out ([`Past::Stop`] only).
+    more: bool,
+}
+
+/// Where a read of the history starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// After this id, exactly, or a gap.
+    After(EventId),
+    /// At the oldest event the history holds, whatever was forgotten before it.
+    Oldest,
+}
+
+/// How much one read of the history returns at most.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    events: usize,
+    bytes: usize,
+    past: Past,
+}
+
+/// What a read that finds more than its bounds does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Past {
+    /// Tells nothing: a `replay-too-large` gap (a resume, which must be all or nothing).
+    Reset,
+    /// Returns the first events, in id order, and says there are more (a page of one topic).
+    Stop,
+}
+
+/// A page of one topic's history, as `GET /topics/{topic}/events` answers it.
+#[derive(Debug)]
+pub(crate) struct HistoryPage {
+    /// The events' frames, in id order.
+    pub frames: Vec<Bytes>,
+    /// The page stopped at its limit: more events follow the last one.
+    pub more: bool,
+    /// The reason the page cannot start exactly where asked (then `frames` is empty).
+    pub reset: Option<ResetReason>,
+    /// The top of the log when the page was read: where to go on after a reset.
+    pub top: EventId,
 }
 
 /// Why a resume cannot be exact, and the top of the log at that moment.
@@ -280,15 +321,17 @@ impl Hub {
 
     /// The missed events of `topics` after `raw`, or a reset that says why they cannot be told.
     async fn replay(&self, topics: &[Topic], raw: &str) -> Result<Opening, Unavailable> {
+        let bounds = Bounds {
+            events: self.settings.max_replay_events,
+            bytes: self.settings.max_replay_bytes,
+            past: Past::Reset,
+        };
         let missed = match raw.parse::<EventId>() {
             Err(_) => Err(Gap { reason: ResetReason::MalformedId, top: self.last_id().await? }),
-            Ok(since) => match &self.log {
-                Log::Memory(log) => log.since(since, topics, &self.fanout),
-                Log::Redis(log) => log.since(since, topics).await?,
-            },
+            Ok(since) => self.since(Start::After(since), topics, bounds).await?,
         };
         Ok(match missed {
-            Ok(Missed { frames, top }) => Opening {
+            Ok(Missed { frames, top, .. }) => Opening {
                 frames: frames.into_iter().map(|(index, frame)| (Some(index), frame)).collect(),
                 through: Some(top),
             },
@@ -297,6 +340,58 @@ impl Hub {
                 self.stats.resets_by_reason.get_or_create(&ReasonLabel { reason: reason.name() }).inc();
                 Opening { frames: vec![(None, self.reset_frame(reason, top))], through: Some(top) }
             }
+        })
+    }
+
+    /// The events of `topics` from `start`, within `bounds`, or why they cannot be told exactly.
+    async fn since(
+        &self,
+        start: Start,
+        topics: &[Topic],
+        bounds: Bounds,
+    ) -> Result<Result<Missed, Gap>, Unavailable> {
+        Ok(match &self.log {
+            Log::Memory(log) => log.since(start, topics, bounds, &self.fanout),
+            Log::Redis(log) => log.since(start, topics, bounds).await?,
+        })
+    }
+
+    /// At most `limit` events of `topic` after `after` (from the oldest it holds without one),
+    /// with the same resets as a resume whose `Last-Event-ID` is `after`; at most
+    /// `max_replay_bytes` of frames, and at least one event when any follows. `limit` 0 reads
+    /// only the top of the log. A read waits its turn among the replays, as a resume does.
+    pub(crate) async fn history(
+        &self,
+        topic: &Topic,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<HistoryPage, Unavailable> {
+        let start = match after.map(str::parse::<EventId>) {
+            None => Start::Oldest,
+            Some(Ok(id)) => Start::After(id),
+            Some(Err(_)) => {
+                let top = self.last_id().await?;
+                return Ok(HistoryPage {
+                    frames: vec![],
+                    more: false,
+                    reset: Some(ResetReason::MalformedId),
+                    top,
+                });
+            }
+        };
+        let bounds = Bounds { events: limit, bytes: self.settings.max_replay_bytes, past: Past::Stop };
+        let read = {
+            let _permit = self.replays.acquire().await.expect("the semaphore is never closed");
+            self.since(start, std::slice::from_ref(topic), bounds).await?
+        };
+        Ok(match read {
+            Ok(Missed { frames, top, more }) => HistoryPage {
+                frames: frames.into_iter().map(|(_, frame)| frame).collect(),
+                more,
+                reset: None,
+                top,
+            },
+            Err(Gap { reason, top }) => HistoryPage { frames: vec![], more: false, reset: Some(reason), top },
         })
     }
 

@@ -24,7 +24,9 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{unix_millis, Gap, Hub, HubSettings, HubStats, KeyReused, Missed, Once, PublishError};
+use super::{
+    unix_millis, Bounds, Gap, Hub, HubSettings, HubStats, KeyReused, Missed, Once, Past, PublishError, Start,
+};
 use crate::protocol::ResetReason;
 use crate::server::{
     event::{self, EventId, NewEvent, Topic},
@@ -219,9 +221,15 @@ impl RedisLog {
     /// read on the replays' connection: however long that takes, it does not say Redis is down.
     pub(super) async fn since(
         &self,
-        since: EventId,
+        start: Start,
         topics: &[Topic],
+        bounds: Bounds,
     ) -> Result<Result<Missed, Gap>, Unavailable> {
+        // Without an id: no epoch to check, every event of the history after sequence 0.
+        let (epoch, seq) = match start {
+            Start::After(since) => (since.incarnation.to_string(), since.seq),
+            Start::Oldest => (String::new(), 0),
+        };
         loop {
             let mut invocation = self.scripts.since.key(keys::EPOCH);
             invocation.key(keys::SEQ).key(keys::IDLE_WATERMARK).key(keys::TOPICS);
@@ -229,11 +237,15 @@ impl RedisLog {
                 invocation.key(keys::topic(topic));
             }
             invocation
-                .arg(since.incarnation)
-                .arg(since.seq)
+                .arg(&epoch)
+                .arg(seq)
                 .arg(self.settings.history_age.as_millis() as u64)
-                .arg(self.settings.max_replay_events)
-                .arg(self.settings.max_replay_bytes);
+                .arg(bounds.events)
+                .arg(bounds.bytes)
+                .arg(match bounds.past {
+                    Past::Reset => "reset",
+                    Past::Stop => "stop",
+                });
             for topic in topics {
                 invocation.arg(topic.as_str());
             }
@@ -259,7 +271,7 @@ impl RedisLog {
                     };
                     return Ok(Err(Gap { reason, top }));
                 }
-                [status, epoch, top, entries @ ..] if status == b"ok" => {
+                [status, epoch, top, entries @ ..] if status == b"ok" || status == b"more" => {
                     let top =
                         EventId { incarnation: number(epoch).unwrap_or(0), seq: number(top).unwrap_or(0) };
                     // Each entry: its id, the index of its topic among `topics`, its frame.
@@ -274,6 +286,7 @@ impl RedisLog {
                     return Ok(Ok(Missed {
                         frames: missed.into_iter().map(|(_, index, frame)| (index, frame)).collect(),
                         top,
+                        more: status == b"more",
                     }));
                 }
                 _ => return Err(Unavailable),

@@ -10,6 +10,7 @@ pub(crate) mod openapi;
 pub(crate) mod publish;
 pub(crate) mod remote;
 pub(crate) mod stream_request;
+pub(crate) mod topics;
 
 use axum::{
     extract::{Request, State},
@@ -106,6 +107,7 @@ pub(crate) fn router(state: AppState) -> Router {
     routes
         .route("/publish", post(publish::publish))
         .route("/callbacks/{job_id}", post(callbacks::job_finished))
+        .route("/topics/{topic}/events", get(topics::history))
         .route("/healthz", get(health::health))
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))

@@ -77,6 +77,24 @@ pub(crate) enum Publisher {
     Covering(Vec<TopicPattern>),
 }
 
+impl Publisher {
+    /// 403 unless this publisher may publish to `topic`, or read its history: never a browser
+    /// session's own topic, and with a token only the topics its `herald.publish` covers.
+    pub(crate) fn may_reach(&self, topic: &Topic) -> Result<(), ApiError> {
+        if topic.is_private() {
+            return Err(ApiError::Forbidden(format!(
+                "topic {topic} is private to a browser session: only Herald's own job flow publishes there"
+            )));
+        }
+        match self {
+            Self::Covering(patterns) if !covers(patterns, topic) => Err(ApiError::Forbidden(format!(
+                "the token does not cover topic {topic}: no pattern of its herald.publish matches it"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Lets through callers that present the publish token, or a publisher token while a JWT key is
 /// configured: 503 while publishing is disabled, 401 without a token that holds.
 impl Gate for Publishing {
@@ -156,18 +174,7 @@ pub(crate) async fn publish(
     publishing.admit()?;
 
     let PublishRequest { topic, event: name, data } = request;
-    if topic.is_private() {
-        return Err(ApiError::Forbidden(format!(
-            "topic {topic} is private to a browser session: only Herald's own job flow publishes there"
-        )));
-    }
-    if let Publisher::Covering(patterns) = &publisher {
-        if !covers(patterns, &topic) {
-            return Err(ApiError::Forbidden(format!(
-                "the token does not cover topic {topic}: no pattern of its herald.publish matches it"
-            )));
-        }
-    }
+    publisher.may_reach(&topic)?;
     let event = NewEvent { topic, name, data };
     let published = match idempotency_key {
         None => hub.publish(event).await.map_err(|Unavailable| ApiError::unavailable())?,
