@@ -2,6 +2,8 @@
 //! (`--redis-url`), and whether Redis answers: every failure turns into [`Unavailable`], and the
 //! moments Redis is lost and restored are each logged once.
 
+pub(crate) mod keys;
+
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 // share one implementation of it.
 pub(crate) use herald_client::signature::{verify, SignatureError, HEADER};
 
-use super::redis::{Redis, Unavailable};
+use super::redis::{keys, Redis, Unavailable};
 
 /// What callbacks are configured with.
 #[derive(Clone, Debug)]
@@ -82,7 +82,7 @@ impl CallbackAuth {
                 let first: Option<String> = redis
                     .observe(
                         redis::cmd("SET")
-                            .arg(format!("herald:signature:{}", hex::encode(signature)))
+                            .arg(keys::used_signature(&signature))
                             .arg(1)
                             .arg("NX")
                             .arg("PX")

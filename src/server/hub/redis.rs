@@ -30,7 +30,7 @@ use super::{
 use crate::protocol::ResetReason;
 use crate::server::{
     event::{self, EventId, NewEvent, Topic},
-    redis::{Backoff, Redis, Unavailable},
+    redis::{keys, Backoff, Redis, Unavailable},
 };
 
 /// How many entries the shared log keeps (about: trimming is by whole nodes). A reader that
@@ -83,33 +83,6 @@ struct Scripts {
 }
 
 /// The keys, all under `herald:`.
-mod keys {
-    use crate::server::event::{IdempotencyKey, Topic};
-
-    pub(super) const EPOCH: &str = "herald:epoch";
-    pub(super) const SEQ: &str = "herald:seq";
-    pub(super) const IDLE_WATERMARK: &str = "herald:idle-watermark";
-    pub(super) const TOPICS: &str = "herald:topics";
-    pub(super) const LOG: &str = "herald:log";
-    pub(super) const TOPIC_BYTES: &str = "herald:topic-bytes";
-    pub(super) const HISTORY_BYTES: &str = "herald:history-bytes";
-    pub(super) const TOPIC_PREFIX: &str = "herald:topic:";
-
-    /// The keys every topic shares, the epoch first: they live and expire together, so that the
-    /// sequence number can never outlive the epoch and restart within it.
-    pub(super) const SHARED: [&str; 7] =
-        [EPOCH, SEQ, IDLE_WATERMARK, TOPICS, LOG, TOPIC_BYTES, HISTORY_BYTES];
-
-    pub(super) fn topic(topic: &Topic) -> String {
-        format!("{TOPIC_PREFIX}{topic}")
-    }
-
-    /// The topic's length first keeps a topic holding `:` apart from a key holding one.
-    pub(super) fn once(topic: &Topic, key: &IdempotencyKey) -> String {
-        format!("herald:once:{}:{topic}:{}", topic.as_str().len(), key.as_str())
-    }
-}
-
 /// What the reader reports, for the metrics.
 #[derive(Clone, Default)]
 pub(crate) struct ReaderStats {

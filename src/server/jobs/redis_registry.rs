@@ -15,11 +15,8 @@ use super::registry::{new_running_job, FinishError, StartError, KEEP_FINISHED, L
 use crate::protocol::{JobStatus, JobView};
 use crate::server::{
     event::Topic,
-    redis::{Redis, Unavailable},
+    redis::{keys, Redis, Unavailable},
 };
-
-const JOB_PREFIX: &str = "herald:job:";
-const RUNNING: &str = "herald:jobs-running";
 
 pub(crate) struct RedisRegistry {
     redis: Redis,
@@ -28,14 +25,6 @@ pub(crate) struct RedisRegistry {
     timeout: Duration,
     start: Script,
     finish: Script,
-}
-
-fn job_key(id: &str) -> String {
-    format!("{JOB_PREFIX}{id}")
-}
-
-fn session_key(session: &Topic) -> String {
-    format!("herald:session-jobs:{session}")
 }
 
 impl RedisRegistry {
@@ -58,9 +47,9 @@ impl RedisRegistry {
             .redis
             .observe(
                 self.start
-                    .key(job_key(&view.id))
-                    .key(session_key(&session))
-                    .key(RUNNING)
+                    .key(keys::job(&view.id))
+                    .key(keys::session_jobs(&session))
+                    .key(keys::JOBS_RUNNING)
                     .arg(&view.id)
                     .arg(session.as_str())
                     .arg(view.started_at.to_rfc3339())
@@ -69,7 +58,7 @@ impl RedisRegistry {
                     .arg(self.timeout.as_millis() as u64)
                     .arg(keep.as_millis() as u64)
                     .arg(LISTED_PER_SESSION)
-                    .arg(JOB_PREFIX)
+                    .arg(keys::JOB_PREFIX)
                     .invoke_async(&mut self.redis.connection())
                     .await,
             )
@@ -93,8 +82,8 @@ impl RedisRegistry {
             .redis
             .observe(
                 self.finish
-                    .key(job_key(id))
-                    .key(RUNNING)
+                    .key(keys::job(id))
+                    .key(keys::JOBS_RUNNING)
                     .arg(id)
                     .arg(status.label())
                     .arg(&result)
@@ -125,7 +114,7 @@ impl RedisRegistry {
         let mut connection = self.redis.connection();
         let ids: Vec<String> = self.redis.observe(
             redis::cmd("ZREVRANGE")
-                .arg(session_key(session))
+                .arg(keys::session_jobs(session))
                 .arg(0)
                 .arg(-1)
                 .query_async(&mut connection)
@@ -137,7 +126,13 @@ impl RedisRegistry {
         }
         let mut fetch = redis::pipe();
         for id in &ids {
-            fetch.cmd("HMGET").arg(job_key(id)).arg("status").arg("started_at").arg("took_ms").arg("result");
+            fetch
+                .cmd("HMGET")
+                .arg(keys::job(id))
+                .arg("status")
+                .arg("started_at")
+                .arg("took_ms")
+                .arg("result");
         }
         type Fields = (Option<String>, Option<String>, Option<u64>, Option<String>);
         let jobs: Vec<Fields> = self.redis.observe(fetch.query_async(&mut connection).await)?;
@@ -158,7 +153,7 @@ impl RedisRegistry {
         let now = Utc::now().timestamp_millis();
         self.redis.observe(
             redis::cmd("ZRANGEBYSCORE")
-                .arg(RUNNING)
+                .arg(keys::JOBS_RUNNING)
                 .arg("-inf")
                 .arg(now)
                 .arg("LIMIT")
