@@ -19,6 +19,7 @@
 mod fanout;
 mod memory;
 mod redis;
+mod stats;
 
 use std::{
     sync::Arc,
@@ -33,14 +34,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::redis::ReaderStats;
+pub use self::stats::HubStats;
+use self::stats::ReasonLabel;
+pub(crate) use self::stats::TopicClass;
 use self::{
     fanout::{Fanout, LiveFrame},
     memory::MemoryLog,
     redis::RedisLog,
 };
 use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
-pub use super::metrics::HubStats;
-use super::metrics::{ReasonLabel, TopicClass};
 use super::redis::{Backoff, Redis, Unavailable};
 use crate::protocol::{ResetNotice, ResetReason, RESET_EVENT};
 

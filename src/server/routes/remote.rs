@@ -13,8 +13,7 @@ use super::stream_request::StreamRequest;
 use crate::server::{
     clock::{Clock, FramedTick},
     error::ApiError,
-    hub::Hub,
-    metrics::TopicClass,
+    hub::{Hub, TopicClass},
     sse::Streams,
 };
 
