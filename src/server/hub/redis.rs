@@ -166,23 +166,27 @@ impl RedisLog {
                 invocation.arg(pending.topic.as_str()).arg(pending.rest.as_ref()).arg(&pending.digest);
             }
             let answer: Vec<String> = self.run(&invocation).await?;
-            let id = |seq: &String| EventId { incarnation: epoch, seq: seq.parse().unwrap_or(0) };
+            let id = |seq: &String| {
+                Ok(EventId { incarnation: epoch, seq: number("an event's id", seq.as_bytes())? })
+            };
             match answer.as_slice() {
                 [status, total, evicted, answers @ ..]
                     if status == "ok" && answers.len() == 2 * batch.len() =>
                 {
-                    self.history_bytes.set(total.parse().unwrap_or(0));
-                    self.evicted_for_bytes.inc_by(evicted.parse().unwrap_or(0));
-                    return Ok(answers
+                    self.history_bytes.set(number("the history's bytes", total.as_bytes())? as i64);
+                    self.evicted_for_bytes.inc_by(number("the evicted events", evicted.as_bytes())?);
+                    return answers
                         .chunks_exact(2)
-                        .map(|answer| match answer[0].as_str() {
-                            "ok" => Ok((id(&answer[1]), false)),
-                            "duplicate" => Ok((id(&answer[1]), true)),
-                            _ => Err(PublishError::KeyReused(KeyReused { first: id(&answer[1]) })),
+                        .map(|answer| {
+                            Ok(match answer[0].as_str() {
+                                "ok" => Ok((id(&answer[1])?, false)),
+                                "duplicate" => Ok((id(&answer[1])?, true)),
+                                _ => Err(PublishError::KeyReused(KeyReused { first: id(&answer[1])? })),
+                            })
                         })
-                        .collect());
+                        .collect();
                 }
-                [status, current] if status == "epoch" => drop(self.adopt(current)),
+                [status, current] if status == "epoch" => drop(self.adopt(current)?),
                 [status] if status == "lost" => drop(self.claim_epoch().await?),
                 _ => return Err(Unavailable),
             }
@@ -227,15 +231,18 @@ impl RedisLog {
                     tracing::debug!(%err, "a replay could not be read: the resume tries again");
                     Unavailable
                 })?;
-            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-            let number = |bytes: &[u8]| text(bytes).split('-').next().and_then(|n| n.parse::<u64>().ok());
+            let position = |epoch: &[u8], top: &[u8]| -> Result<EventId, Unavailable> {
+                Ok(EventId {
+                    incarnation: number("the epoch", epoch)?,
+                    seq: number("the top of the log", top)?,
+                })
+            };
             match answer.as_slice() {
                 [status] if status == b"lost" => {
                     self.claim_epoch().await?;
                 }
                 [status, epoch, top, reason] if status == b"gap" => {
-                    let top =
-                        EventId { incarnation: number(epoch).unwrap_or(0), seq: number(top).unwrap_or(0) };
+                    let top = position(epoch, top)?;
                     let reason = match reason.as_slice() {
                         b"other-incarnation" => ResetReason::OtherIncarnation,
                         b"unknown-id" => ResetReason::UnknownId,
@@ -244,17 +251,25 @@ impl RedisLog {
                     };
                     return Ok(Err(Gap { reason, top }));
                 }
-                [status, epoch, top, entries @ ..] if status == b"ok" || status == b"more" => {
-                    let top =
-                        EventId { incarnation: number(epoch).unwrap_or(0), seq: number(top).unwrap_or(0) };
+                [status, epoch, top, entries @ ..]
+                    if (status == b"ok" || status == b"more") && entries.len() % 3 == 0 =>
+                {
+                    let top = position(epoch, top)?;
                     // Each entry: its id, the index of its topic among `topics`, its frame.
-                    let mut missed: Vec<(u64, usize, Bytes)> = entries
+                    let mut missed = entries
                         .chunks_exact(3)
                         .map(|entry| {
-                            let index = number(&entry[1]).unwrap_or(0) as usize;
-                            (number(&entry[0]).unwrap_or(0), index, Bytes::copy_from_slice(&entry[2]))
+                            let index = number("a topic's index", &entry[1])? as usize;
+                            if index >= topics.len() {
+                                return Err(malformed("a topic's index", &entry[1]));
+                            }
+                            Ok((
+                                number("an entry's id", &entry[0])?,
+                                index,
+                                Bytes::copy_from_slice(&entry[2]),
+                            ))
                         })
-                        .collect();
+                        .collect::<Result<Vec<(u64, usize, Bytes)>, Unavailable>>()?;
                     missed.sort_unstable_by_key(|(seq, _, _)| *seq);
                     return Ok(Ok(Missed {
                         frames: missed.into_iter().map(|(_, index, frame)| (index, frame)).collect(),
@@ -330,16 +345,16 @@ impl RedisLog {
         let current: String = self
             .run(self.scripts.claim_epoch.key(keys::SHARED.as_slice()).arg(proposal).arg(self.shared_life()))
             .await?;
-        Ok(self.adopt(&current))
+        self.adopt(&current)
     }
 
-    fn adopt(&self, current: &str) -> u64 {
-        let epoch = current.parse().unwrap_or(0);
+    fn adopt(&self, current: &str) -> Result<u64, Unavailable> {
+        let epoch = number("the epoch", current.as_bytes())?;
         let before = self.epoch.swap(epoch, Ordering::AcqRel);
         if before != 0 && before != epoch {
             tracing::error!(before, now = epoch, "Redis lost its data: events are numbered in a new epoch, and every stream is told with a reset");
         }
-        epoch
+        Ok(epoch)
     }
 }
 
@@ -443,7 +458,8 @@ impl Reader {
                     .query_async(&mut connection)
                     .await,
             )?;
-            let seq = last.ids.first().map_or(0, |entry| seq_of(&entry.id));
+            let seq =
+                last.ids.first().map_or(Ok(0), |entry| number("the log's last id", entry.id.as_bytes()))?;
             self.position = Some(EventId { incarnation: log.epoch.load(Ordering::Acquire), seq });
             // Subscribers that joined while Redis was unreachable at startup may have missed
             // events published since: their streams end, and their clients resume exactly.
@@ -574,7 +590,7 @@ impl LogEntry {
             return None;
         }
         Some(LogEntry {
-            seq: seq_of(std::str::from_utf8(&id).ok()?),
+            seq: number("a log entry's id", &id).ok()?,
             topic: topic.1,
             at: std::str::from_utf8(&at.1).ok()?.parse().ok()?,
             frame: Bytes::from(frame.1),
@@ -582,9 +598,21 @@ impl LogEntry {
     }
 }
 
-/// The sequence number of a stream entry id `<seq>-0`.
-fn seq_of(id: &str) -> u64 {
-    id.split('-').next().and_then(|seq| seq.parse().ok()).unwrap_or(0)
+/// A number in a reply of Herald's own scripts or streams, such as a sequence number, a byte
+/// count or an epoch; a stream entry id `<seq>-0` reads as its sequence number. Anything else is
+/// not Herald's writing (another program's keys, or a bug): it is logged and reported as Redis
+/// being unavailable, never read as 0, which would renumber events or resume from the start.
+fn number(what: &'static str, reply: &[u8]) -> Result<u64, Unavailable> {
+    let text = std::str::from_utf8(reply).unwrap_or_default();
+    let digits = text.strip_suffix("-0").unwrap_or(text);
+    digits.parse().map_err(|_| malformed(what, reply))
+}
+
+/// Logs a reply that is not what Herald's scripts answer, and reports it as Redis unavailable.
+fn malformed(what: &'static str, reply: &[u8]) -> Unavailable {
+    let reply = String::from_utf8_lossy(&reply[..reply.len().min(64)]);
+    tracing::error!(what, %reply, "Redis answered something Herald did not write");
+    Unavailable
 }
 
 #[cfg(test)]
@@ -592,6 +620,15 @@ mod tests {
     use redis::Value;
 
     use super::*;
+
+    #[test]
+    fn numbers_and_entry_ids_are_read_and_anything_else_is_reported_never_taken_for_0() {
+        assert_eq!(number("a count", b"42"), Ok(42));
+        assert_eq!(number("an entry's id", b"42-0"), Ok(42));
+        for bad in [&b""[..], b"-0", b"4x", b"42-1", b"-5", b"nil", b"\xff"] {
+            assert_eq!(number("a count", bad), Err(Unavailable), "{bad:?}");
+        }
+    }
 
     fn bulk(text: &str) -> Value {
         Value::BulkString(text.as_bytes().to_vec())
