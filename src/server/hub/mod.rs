@@ -211,7 +211,7 @@ impl Hub {
             settings,
             stats,
         });
-        redis::spawn_reader(Arc::clone(&hub), log, reader, shutdown.clone());
+        redis::spawn_reader(Arc::clone(&hub) as Arc<dyn LocalSubscribers>, log, reader, shutdown.clone());
         hub
     }
 
@@ -278,12 +278,6 @@ impl Hub {
         self.stats.delivered_as(TopicClass::of(topic)).inc_by(delivered.taken as u64);
         self.stats.lagged.inc_by(delivered.too_slow as u64);
         delivered.taken
-    }
-
-    /// Sends every local subscriber a reset positioned at `top`: the log lost its history.
-    fn reset_everyone(&self, top: EventId) {
-        let frame = self.reset_frame(ResetReason::OtherIncarnation, top);
-        self.fanout.deliver_to_all(top, &frame);
     }
 
     /// Subscribes to `topics`. With `last_event_id`, the subscription opens with every missed
@@ -435,6 +429,45 @@ impl Hub {
     fn reset_frame(&self, reason: ResetReason, top: EventId) -> Bytes {
         let data = serde_json::to_string(&ResetNotice::from(reason)).expect("a notice serialises");
         event::frame(Some(top), Some(&EventName::known(RESET_EVENT)), &data)
+    }
+}
+
+/// What the Redis reader may do to this instance's subscribers, and nothing more: hand them the
+/// entries it reads, and tell them when it cannot (a reset for everyone when the log lost its
+/// history, or the end of every stream when it skipped entries, so that clients resume exactly).
+pub(super) trait LocalSubscribers: Send + Sync {
+    /// How many frames may wait for one subscriber.
+    fn queue_len(&self) -> usize;
+    /// Hands a published frame to the subscribers of `topic`; returns how many took it.
+    fn deliver(&self, topic: &Topic, id: EventId, frame: &Bytes, published: Instant) -> usize;
+    /// Sends every subscriber a reset positioned at `top`.
+    fn reset_all(&self, top: EventId);
+    /// Ends every subscriber's stream after what it holds; returns how many there were.
+    fn drop_all(&self) -> usize;
+    /// The reader has found its place in the log: live events reach subscribers from now on.
+    fn follow_live(&self);
+}
+
+impl LocalSubscribers for Hub {
+    fn queue_len(&self) -> usize {
+        self.settings.queue_len
+    }
+
+    fn deliver(&self, topic: &Topic, id: EventId, frame: &Bytes, published: Instant) -> usize {
+        Hub::deliver(self, topic, id, frame, published)
+    }
+
+    fn reset_all(&self, top: EventId) {
+        let frame = self.reset_frame(ResetReason::OtherIncarnation, top);
+        self.fanout.deliver_to_all(top, &frame);
+    }
+
+    fn drop_all(&self) -> usize {
+        self.fanout.drop_all()
+    }
+
+    fn follow_live(&self) {
+        self.following.send_replace(true);
     }
 }
 
