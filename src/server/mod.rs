@@ -3,6 +3,7 @@
 
 pub(crate) mod assets;
 pub(crate) mod auth;
+pub(crate) mod backend;
 pub(crate) mod bearer;
 pub(crate) mod client;
 pub(crate) mod clock;

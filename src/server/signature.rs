@@ -34,9 +34,22 @@ pub(crate) struct CallbackAuth {
 
 /// Where accepted signatures are remembered: in this process, or in Redis so that a signature
 /// accepted by one instance is refused by every other.
-enum Replays {
+pub(crate) enum Replays {
     Memory(ReplayGuard),
-    Redis(Redis),
+    Redis { redis: Redis, remember_for: Duration },
+}
+
+impl Replays {
+    /// Each signature remembered for twice `tolerance`: past that, the time check alone refuses
+    /// it.
+    pub(crate) fn in_memory(tolerance: Duration) -> Self {
+        Self::Memory(ReplayGuard::new(tolerance))
+    }
+
+    /// The same in Redis, as long as the memory guard would remember it.
+    pub(crate) fn in_redis(redis: Redis, tolerance: Duration) -> Self {
+        Self::Redis { redis, remember_for: tolerance * 2 }
+    }
 }
 
 /// Why a callback was not accepted.
@@ -54,11 +67,7 @@ impl From<SignatureError> for CallbackRefusal {
 }
 
 impl CallbackAuth {
-    pub(crate) fn new(settings: CallbackSettings, redis: Option<Redis>) -> Self {
-        let replays = match redis {
-            None => Replays::Memory(ReplayGuard::new(settings.tolerance)),
-            Some(redis) => Replays::Redis(redis),
-        };
+    pub(crate) fn new(settings: CallbackSettings, replays: Replays) -> Self {
         Self { replays, settings }
     }
 
@@ -75,10 +84,7 @@ impl CallbackAuth {
         let signature = verify(secret, header, job, body, now, self.settings.tolerance)?;
         match &self.replays {
             Replays::Memory(guard) => Ok(guard.first_use(signature)?),
-            Replays::Redis(redis) => {
-                // Remembered as long as the memory guard would: past that the time check alone
-                // refuses the signature.
-                let remember_for = self.settings.tolerance * 2;
+            Replays::Redis { redis, remember_for } => {
                 let first: Option<String> = redis
                     .observe(
                         redis::cmd("SET")

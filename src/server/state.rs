@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     auth::Access,
+    backend::Backend,
     client::{ClientRate, TrustedProxies},
     clock::{self, Clock},
     config::Config,
@@ -16,8 +17,7 @@ use super::{
     extract::BodyLimit,
     hub::{self, Hub, TopicClass},
     jobs::JobService,
-    metrics::{Metrics, RedisSeries},
-    redis::Redis,
+    metrics::Metrics,
     routes::{callbacks::Callbacks, health::Readiness, publish::Publishing},
     session::Sessions,
     sse::Streams,
@@ -56,16 +56,9 @@ impl AppState {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", leptos_options.site_addr),
         };
-        let redis_series = config.redis_url.as_ref().map(|_| RedisSeries::default());
-        let redis = (config.redis_url.as_ref().zip(redis_series.as_ref()))
-            .map(|(url, series)| Redis::open(url, series.up.clone()));
-        let hub = match (&redis, &redis_series) {
-            (Some(redis), Some(series)) => {
-                Hub::on_redis(redis.clone(), config.hub_settings(), series.reader.clone(), shutdown)
-            }
-            _ => Hub::new(Hub::new_incarnation(), config.hub_settings()),
-        };
-        let metrics = Metrics::new(&hub.stats, redis_series.as_ref());
+        let backend = Backend::from_config(config);
+        let hub = backend.hub(config.hub_settings(), shutdown);
+        let metrics = Metrics::new(&hub.stats, backend.redis_series());
         hub::spawn_purge(Arc::clone(&hub), shutdown.clone());
         let access = Access::new(config.access_settings());
         Self {
@@ -79,8 +72,8 @@ impl AppState {
             metrics,
             publishing: Publishing::new(config.publish_settings(), access.verifier()),
             access,
-            callbacks: Callbacks::new(config.callback_settings(), redis.clone()),
-            readiness: Readiness::new(shutdown.clone(), redis.clone()),
+            callbacks: Callbacks::new(config.callback_settings(), &backend),
+            readiness: Readiness::new(shutdown.clone(), backend.clone()),
             cors_allow_origins: config.cors_allow_origins.clone(),
             sessions: Sessions::new(config.session_settings()),
             page_origin: PageOrigin::new(config.public_origin.clone()),
@@ -90,7 +83,7 @@ impl AppState {
             jobs: JobService::new(
                 config.job_settings(callback_base),
                 Arc::clone(&hub),
-                redis,
+                &backend,
                 shutdown.clone(),
             ),
             body_limit: BodyLimit(config.max_body),

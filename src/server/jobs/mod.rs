@@ -21,6 +21,7 @@ use worker_client::WorkerClient;
 
 use crate::protocol::{JobListing, JobStatus, JobView, JOB_EVENT};
 use crate::server::{
+    backend::Backend,
     event::{EventId, EventName, NewEvent, Topic},
     hub::Hub,
     redis::{Backoff, Redis, Unavailable},
@@ -68,9 +69,19 @@ struct Inner {
 }
 
 /// Where jobs are kept: in this process, or in Redis for every instance to see.
-enum Registry {
+pub(crate) enum Registry {
     Memory(MemoryRegistry),
     Redis(Box<RedisRegistry>),
+}
+
+impl Registry {
+    pub(crate) fn in_memory(max_jobs: usize, max_per_session: usize) -> Self {
+        Self::Memory(MemoryRegistry::new(max_jobs, max_per_session))
+    }
+
+    pub(crate) fn in_redis(redis: Redis, max_jobs: usize, max_per_session: usize, timeout: Duration) -> Self {
+        Self::Redis(Box::new(RedisRegistry::new(redis, max_jobs, max_per_session, timeout)))
+    }
 }
 
 impl JobService {
@@ -78,19 +89,11 @@ impl JobService {
     pub(crate) fn new(
         settings: JobSettings,
         hub: Arc<Hub>,
-        redis: Option<Redis>,
+        backend: &Backend,
         shutdown: CancellationToken,
     ) -> Self {
-        let (max_jobs, max_per_session) = (settings.max_jobs, settings.max_jobs_per_session);
-        let registry = match redis {
-            None => Registry::Memory(MemoryRegistry::new(max_jobs, max_per_session)),
-            Some(redis) => Registry::Redis(Box::new(RedisRegistry::new(
-                redis,
-                max_jobs,
-                max_per_session,
-                settings.timeout,
-            ))),
-        };
+        let registry =
+            backend.job_registry(settings.max_jobs, settings.max_jobs_per_session, settings.timeout);
         let service = Self(Arc::new(Inner {
             registry,
             hub,

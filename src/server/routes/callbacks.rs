@@ -18,10 +18,10 @@ use serde_json::{json, Value};
 
 use crate::protocol::JobStatus;
 use crate::server::{
+    backend::Backend,
     error::ApiError,
     extract::{decode_json, require_json, Admitted, Gate, PathParams, RawBody},
     jobs::{FinishError, JobService},
-    redis::Redis,
     signature::{self, CallbackAuth, CallbackRefusal, CallbackSettings, SignatureError},
 };
 
@@ -30,8 +30,11 @@ use crate::server::{
 pub(crate) struct Callbacks(Option<Arc<CallbackAuth>>);
 
 impl Callbacks {
-    pub(crate) fn new(settings: Option<CallbackSettings>, redis: Option<Redis>) -> Self {
-        Self(settings.map(|settings| Arc::new(CallbackAuth::new(settings, redis))))
+    pub(crate) fn new(settings: Option<CallbackSettings>, backend: &Backend) -> Self {
+        Self(settings.map(|settings| {
+            let replays = backend.replay_guard(settings.tolerance);
+            Arc::new(CallbackAuth::new(settings, replays))
+        }))
     }
 }
 

@@ -5,7 +5,7 @@ use axum::{extract::State, http::StatusCode, Json};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::server::redis::Redis;
+use crate::server::backend::Backend;
 
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -16,12 +16,12 @@ pub(crate) async fn health() -> Json<Value> {
 #[derive(Clone)]
 pub(crate) struct Readiness {
     shutdown: CancellationToken,
-    redis: Option<Redis>,
+    backend: Backend,
 }
 
 impl Readiness {
-    pub(crate) fn new(shutdown: CancellationToken, redis: Option<Redis>) -> Self {
-        Self { shutdown, redis }
+    pub(crate) fn new(shutdown: CancellationToken, backend: Backend) -> Self {
+        Self { shutdown, backend }
     }
 }
 
@@ -33,10 +33,8 @@ pub(crate) async fn ready(State(readiness): State<Readiness>) -> (StatusCode, Js
     if readiness.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting-down" })));
     }
-    if let Some(redis) = &readiness.redis {
-        if !redis.is_up() {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "redis-unavailable" })));
-        }
+    if !readiness.backend.is_up() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "redis-unavailable" })));
     }
     (StatusCode::OK, Json(json!({ "status": "ready" })))
 }

@@ -1,0 +1,86 @@
+//! Where what the instances share lives: this process's memory (the default), or Redis
+//! (`--redis-url`). Chosen once, from the settings, when the server is built; each service is
+//! handed its part from here (the hub's log, the job registry, the callback replay guard,
+//! readiness), and no service chooses again.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    config::Config,
+    hub::{Hub, HubSettings},
+    jobs::Registry,
+    metrics::RedisSeries,
+    redis::Redis,
+    signature::Replays,
+};
+
+/// The backend, cheap to clone: a Redis handle is shared by every service that uses it.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Memory,
+    Redis { redis: Redis, series: RedisSeries },
+}
+
+impl Backend {
+    pub(crate) fn from_config(config: &Config) -> Self {
+        match &config.redis_url {
+            None => Self::Memory,
+            Some(url) => {
+                let series = RedisSeries::default();
+                Self::Redis { redis: Redis::open(url, series.up.clone()), series }
+            }
+        }
+    }
+
+    /// The hub on this backend's log; with Redis, its publisher and reader run until `shutdown`.
+    pub(crate) fn hub(&self, settings: HubSettings, shutdown: &CancellationToken) -> Arc<Hub> {
+        match self {
+            Self::Memory => Hub::new(Hub::new_incarnation(), settings),
+            Self::Redis { redis, series } => {
+                Hub::on_redis(redis.clone(), settings, series.reader.clone(), shutdown)
+            }
+        }
+    }
+
+    /// Where jobs are kept: which session owns which, how each ended.
+    pub(crate) fn job_registry(
+        &self,
+        max_jobs: usize,
+        max_per_session: usize,
+        timeout: Duration,
+    ) -> Registry {
+        match self {
+            Self::Memory => Registry::in_memory(max_jobs, max_per_session),
+            Self::Redis { redis, .. } => {
+                Registry::in_redis(redis.clone(), max_jobs, max_per_session, timeout)
+            }
+        }
+    }
+
+    /// Where accepted callback signatures are remembered, each for twice `tolerance`.
+    pub(crate) fn replay_guard(&self, tolerance: Duration) -> Replays {
+        match self {
+            Self::Memory => Replays::in_memory(tolerance),
+            Self::Redis { redis, .. } => Replays::in_redis(redis.clone(), tolerance),
+        }
+    }
+
+    /// Whether the backend answers, as its connection last saw it (memory always does): a probe
+    /// sends Redis nothing.
+    pub(crate) fn is_up(&self) -> bool {
+        match self {
+            Self::Memory => true,
+            Self::Redis { redis, .. } => redis.is_up(),
+        }
+    }
+
+    /// The series only a Redis backend has, for the metrics registry.
+    pub(crate) fn redis_series(&self) -> Option<&RedisSeries> {
+        match self {
+            Self::Memory => None,
+            Self::Redis { series, .. } => Some(series),
+        }
+    }
+}
