@@ -155,6 +155,29 @@ async fn a_job_started_on_one_instance_is_finished_by_a_callback_on_the_other_on
 }
 
 #[tokio::test]
+async fn a_job_whose_instance_died_is_failed_by_another_instances_sweep_once_past_its_deadline() {
+    let timeout = Duration::from_secs(1);
+    let Cluster { a, b, redis: _redis, _worker } =
+        cluster_on(RedisServer::start().await, move |config| config.job_timeout = timeout).await;
+    // One browser session, with its page on A: the session cookie goes to B as well (one host).
+    let browser = a.http.clone();
+    let job = a.start_job().await;
+    let response = browser.get(b.url("/remote")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut remote_on_b = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+    let started = std::time::Instant::now();
+    // A dies with the job's timer: only B's sweep can end it now.
+    a.shut_down().await;
+
+    let event = tokio::time::timeout(timeout + PATIENCE, next_job_event(&mut remote_on_b)).await;
+    let failed: JobView = serde_json::from_str(&event.expect("the sweep failed the job").data).unwrap();
+    assert_eq!((failed.id.as_str(), failed.status), (job.id.as_str(), JobStatus::Failed));
+    assert!(started.elapsed() >= timeout - Duration::from_millis(100), "failed before its deadline");
+    let listed = b.list_jobs_as(&browser).await;
+    assert_eq!(listed["jobs"][0]["status"], "failed", "{listed}");
+}
+
+#[tokio::test]
 async fn while_redis_is_down_writes_get_503_streams_stay_open_and_what_redis_kept_arrives_once() {
     let mut cluster = cluster_on(RedisServer::start_persistent().await, |_| {}).await;
     let mut on_b = cluster.b.subscribe("/events?topic=t").await;

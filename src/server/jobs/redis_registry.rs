@@ -25,6 +25,7 @@ pub(crate) struct RedisRegistry {
     timeout: Duration,
     start: Script,
     finish: Script,
+    overdue: Script,
 }
 
 impl RedisRegistry {
@@ -36,6 +37,7 @@ impl RedisRegistry {
             timeout,
             start: Script::new(include_str!("lua/start.lua")),
             finish: Script::new(include_str!("lua/finish.lua")),
+            overdue: Script::new(include_str!("lua/overdue.lua")),
         }
     }
 
@@ -148,19 +150,11 @@ impl RedisRegistry {
         Ok(views)
     }
 
-    /// The running jobs past their deadline: their instance may have died with their timer.
+    /// The running jobs past their deadline, by Redis's clock (which set the deadlines): their
+    /// instance may have died with their timer. At most 100 a call.
     pub(crate) async fn overdue(&self) -> Result<Vec<String>, Unavailable> {
-        let now = Utc::now().timestamp_millis();
         self.redis.observe(
-            redis::cmd("ZRANGEBYSCORE")
-                .arg(keys::JOBS_RUNNING)
-                .arg("-inf")
-                .arg(now)
-                .arg("LIMIT")
-                .arg(0)
-                .arg(100)
-                .query_async(&mut self.redis.connection())
-                .await,
+            self.overdue.key(keys::JOBS_RUNNING).arg(100).invoke_async(&mut self.redis.connection()).await,
         )
     }
 }
