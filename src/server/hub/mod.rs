@@ -639,87 +639,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ids_grow_by_one_across_all_topics() {
-        let hub = Hub::new(9, settings());
-        let a = publish(&hub, "a", "1").await;
-        let b = publish(&hub, "b", "2").await;
-        assert_eq!((a.id.to_string(), b.id.to_string()), ("9-1".into(), "9-2".into()));
-        assert_eq!(hub.last_id().await.unwrap().to_string(), "9-2");
-    }
-
-    #[tokio::test]
-    async fn subscribers_get_only_their_topics_in_publish_order() {
-        let hub = Hub::new(1, settings());
-        let mut both = hub.subscribe(vec![topic("a"), topic("b")], None);
-        let mut only_b = hub.subscribe(vec![topic("b")], None);
-
-        assert_eq!(publish(&hub, "a", "one").await.subscribers, 1);
-        assert_eq!(publish(&hub, "c", "nobody").await.subscribers, 0);
-        assert_eq!(publish(&hub, "b", "two").await.subscribers, 2);
-
-        assert_eq!(next(&mut both).await, "id: 1-1\ndata: one\n\n");
-        assert_eq!(next(&mut both).await, "id: 1-3\ndata: two\n\n");
-        assert_eq!(next(&mut only_b).await, "id: 1-3\ndata: two\n\n");
-    }
-
-    #[tokio::test]
-    async fn resuming_replays_missed_events_of_its_topics_then_goes_live() {
-        let hub = Hub::new(1, settings());
-        let seen = publish(&hub, "a", "seen").await.id;
-        publish(&hub, "a", "missed").await;
-        publish(&hub, "other", "not mine").await;
-
-        let resumed = hub.subscribe(vec![topic("a")], Some(&seen.to_string()));
-        publish(&hub, "a", "live").await;
-
-        let frames: Vec<_> = resumed.into_stream().take(2).map(|frame| text(&frame)).collect().await;
-        assert_eq!(frames, ["id: 1-2\ndata: missed\n\n", "id: 1-4\ndata: live\n\n"]);
-    }
-
-    #[tokio::test]
-    async fn an_event_published_while_a_resume_is_read_comes_once() {
-        let hub = Hub::new(1, settings());
-        publish(&hub, "a", "seen").await;
-        // Joined, but its replay not read yet: the next event is both queued and in the history.
-        let resumed = hub.subscribe(vec![topic("a")], Some("1-1"));
-        publish(&hub, "a", "during").await;
-        publish(&hub, "a", "after").await;
-
-        let frames: Vec<_> = resumed.into_stream().take(2).map(|frame| text(&frame)).collect().await;
-        assert_eq!(frames, ["id: 1-2\ndata: during\n\n", "id: 1-3\ndata: after\n\n"]);
-    }
-
-    #[tokio::test]
-    async fn resuming_from_the_latest_id_replays_nothing() {
-        let hub = Hub::new(1, settings());
-        let latest = publish(&hub, "a", "x").await.id;
-        assert!(opening(&hub, &["a"], &latest.to_string()).await.is_empty());
-    }
-
-    #[tokio::test]
-    async fn ids_that_cannot_be_resumed_open_with_a_reset_that_says_why() {
-        let hub = Hub::new(5, HubSettings { history_len: 2, ..settings() });
-        for n in 0..4 {
-            publish(&hub, "a", &n.to_string()).await;
-        }
-        for (last_event_id, reason) in [
-            ("garbage", "malformed-id"),
-            ("4-1", "other-incarnation"),
-            ("5-99", "unknown-id"),
-            ("5-1", "expired"),
-        ] {
-            let opening = opening(&hub, &["a"], last_event_id).await;
-            assert_eq!(opening.len(), 1, "{last_event_id}");
-            let frame = &opening[0];
-            assert!(frame.starts_with("id: 5-4\nevent: reset\ndata: {"), "{last_event_id}: {frame}");
-            assert!(frame.contains(&format!("\"reason\":\"{reason}\"")), "{last_event_id}: {frame}");
-        }
-        assert_eq!(hub.stats.resets.get(), 4);
-        // The oldest id still in the history resumes exactly.
-        assert_eq!(opening(&hub, &["a"], "5-2").await.len(), 2);
-    }
-
-    #[tokio::test]
     async fn events_older_than_the_maximum_age_leave_the_history() {
         let hub = Hub::new(1, HubSettings { history_age: Duration::ZERO, ..settings() });
         publish(&hub, "a", "old").await;
@@ -759,57 +678,6 @@ mod tests {
 
         publish(&hub, "a", "pushes key-1 out").await;
         assert!(!publish_once(&hub, NewEvent::new(topic("a"), "x"), "key-1").await.unwrap().duplicate);
-    }
-
-    #[tokio::test]
-    async fn an_idempotency_key_belongs_to_its_topic() {
-        let hub = Hub::new(1, settings());
-        let on_a = publish_once(&hub, NewEvent::new(topic("a"), "x"), "k").await.unwrap();
-        let on_b = publish_once(&hub, NewEvent::new(topic("b"), "x"), "k").await.unwrap();
-        assert!(!on_b.duplicate);
-        assert_ne!(on_a.id, on_b.id);
-    }
-
-    #[tokio::test]
-    async fn an_idempotency_key_reused_for_another_event_is_refused() {
-        let hub = Hub::new(1, settings());
-        let first = publish_once(&hub, NewEvent::new(topic("a"), "x"), "k").await.unwrap();
-        let other_data = publish_once(&hub, NewEvent::new(topic("a"), "y"), "k").await;
-        let other_name =
-            publish_once(&hub, NewEvent::new(topic("a"), "x").named(EventName::parse("n").unwrap()), "k")
-                .await;
-        let reused = Err(PublishError::KeyReused(KeyReused { first: first.id }));
-        assert_eq!(other_data, reused);
-        assert_eq!(other_name, reused);
-        assert_eq!(hub.last_id().await.unwrap(), first.id, "a refused publish published nothing");
-    }
-
-    #[tokio::test]
-    async fn a_busy_topic_does_not_push_a_quiet_topics_events_out_of_its_history() {
-        let hub = Hub::new(1, HubSettings { history_len: 2, ..settings() });
-        publish(&hub, "quiet", "the one event").await;
-        for n in 0..5 {
-            publish(&hub, "busy", &n.to_string()).await;
-        }
-
-        assert_eq!(opening(&hub, &["quiet"], "1-0").await, ["id: 1-1\ndata: the one event\n\n"]);
-    }
-
-    #[tokio::test]
-    async fn a_resume_across_topics_replays_in_id_order_or_resets_if_any_topic_lost_events() {
-        let hub = Hub::new(1, HubSettings { history_len: 2, ..settings() });
-        publish(&hub, "a", "1").await;
-        publish(&hub, "b", "2").await;
-        publish(&hub, "a", "3").await;
-
-        let replayed = opening(&hub, &["b", "a"], "1-0").await;
-        let ids: Vec<_> = replayed.iter().map(|frame| frame.lines().next().unwrap().to_owned()).collect();
-        assert_eq!(ids, ["id: 1-1", "id: 1-2", "id: 1-3"]);
-
-        publish(&hub, "a", "4").await;
-        let opening_both = opening(&hub, &["b", "a"], "1-0").await;
-        assert!(opening_both[0].contains("\"reason\":\"expired\""), "{opening_both:?}");
-        assert_eq!(opening(&hub, &["b"], "1-0").await.len(), 1, "b alone lost nothing");
     }
 
     #[tokio::test]
@@ -869,20 +737,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resumes_past_the_concurrent_replay_limit_wait_their_turn_and_are_not_refused() {
-        let hub = Hub::new(1, HubSettings { max_concurrent_replays: 1, ..settings() });
-        publish(&hub, "a", "missed").await;
-        let busy = hub.replays.acquire().await.unwrap();
-
-        let mut waiting = Box::pin(hub.subscribe(vec![topic("a")], Some("1-0")).into_stream());
-        let waited = tokio::time::timeout(Duration::from_millis(50), waiting.next()).await;
-        assert!(waited.is_err(), "the resume waits while every replay permit is taken");
-
-        drop(busy);
-        assert_eq!(text(&waiting.next().await.unwrap()), "id: 1-1\ndata: missed\n\n");
-    }
-
-    #[tokio::test]
     async fn a_topic_keeps_no_more_bytes_than_its_bound_and_always_its_newest_event() {
         // Each frame is 24 bytes ("id: 1-n\ndata: 12345678\n\n").
         let hub = Hub::new(1, HubSettings { history_bytes: 50, ..settings() });
@@ -930,13 +784,295 @@ mod tests {
         assert_eq!(hub.topics(), 2, "a topic left empty and unwatched is forgotten");
     }
 
-    #[tokio::test]
-    async fn dropping_a_subscription_leaves_the_hub() {
-        let hub = Hub::new(1, settings());
-        let subscription = hub.subscribe(vec![topic("a"), topic("b")], None);
-        assert_eq!(hub.subscribers(), 1);
-        drop(subscription);
-        assert_eq!(hub.subscribers(), 0);
-        assert_eq!(publish(&hub, "a", "x").await.subscribers, 0);
+    /// The hub's promises on each backend: every test here runs in memory and on a throwaway
+    /// `redis-server`, with ids written relative to the backend's epoch.
+    mod contract {
+        use tokio_util::sync::CancellationToken;
+
+        use super::*;
+
+        /// A hub on one backend, and what keeps the backend alive.
+        pub(super) struct OnBackend {
+            hub: Arc<Hub>,
+            epoch: u64,
+            shutdown: CancellationToken,
+            #[cfg(feature = "testing")]
+            _redis: Option<crate::testing::RedisServer>,
+        }
+
+        impl OnBackend {
+            pub(super) fn in_memory(settings: HubSettings) -> Self {
+                Self {
+                    hub: Hub::new(1, settings),
+                    epoch: 1,
+                    shutdown: CancellationToken::new(),
+                    #[cfg(feature = "testing")]
+                    _redis: None,
+                }
+            }
+
+            #[cfg(feature = "testing")]
+            pub(super) async fn on_redis(settings: HubSettings) -> Self {
+                let server = crate::testing::RedisServer::start().await;
+                let up = prometheus_client::metrics::gauge::Gauge::default();
+                let redis = Redis::open(&server.url().parse().expect("a Redis URL"), up);
+                let shutdown = CancellationToken::new();
+                let hub = Hub::on_redis(redis, settings, ReaderStats::default(), &shutdown);
+                hub.following(Duration::from_secs(5)).await;
+                let epoch = hub.last_id().await.expect("Redis answers").incarnation;
+                Self { hub, epoch, shutdown, _redis: Some(server) }
+            }
+
+            /// The id of the `seq`th event since the backend started.
+            fn id(&self, seq: u64) -> String {
+                EventId { incarnation: self.epoch, seq }.to_string()
+            }
+
+            /// The frame of an unnamed event.
+            fn frame(&self, seq: u64, data: &str) -> String {
+                format!("id: {}\ndata: {data}\n\n", self.id(seq))
+            }
+        }
+
+        impl Drop for OnBackend {
+            fn drop(&mut self) {
+                self.shutdown.cancel();
+            }
+        }
+
+        /// `contract!(name, settings, |backend| body)`: the test `name::in_memory`, and
+        /// `name::on_redis` where a `redis-server` can be started (feature `testing`).
+        macro_rules! contract {
+            ($name:ident, $settings:expr, |$backend:ident| $body:block) => {
+                mod $name {
+                    use super::*;
+
+                    async fn holds($backend: &OnBackend) $body
+
+                    #[tokio::test]
+                    async fn in_memory() {
+                        holds(&OnBackend::in_memory($settings)).await;
+                    }
+
+                    #[cfg(feature = "testing")]
+                    #[tokio::test]
+                    async fn on_redis() {
+                        holds(&OnBackend::on_redis($settings).await).await;
+                    }
+                }
+            };
+        }
+
+        contract!(ids_grow_by_one_across_all_topics, settings(), |backend| {
+            let hub = &backend.hub;
+            let a = publish(hub, "a", "1").await;
+            let b = publish(hub, "b", "2").await;
+            assert_eq!((a.id.to_string(), b.id.to_string()), (backend.id(1), backend.id(2)));
+            assert_eq!(hub.last_id().await.unwrap().to_string(), backend.id(2));
+        });
+
+        contract!(subscribers_get_only_their_topics_in_publish_order, settings(), |backend| {
+            let hub = &backend.hub;
+            let mut both = hub.subscribe(vec![topic("a"), topic("b")], None);
+            let mut only_b = hub.subscribe(vec![topic("b")], None);
+
+            assert_eq!(publish(hub, "a", "one").await.subscribers, 1);
+            assert_eq!(publish(hub, "c", "nobody").await.subscribers, 0);
+            assert_eq!(publish(hub, "b", "two").await.subscribers, 2);
+
+            assert_eq!(next(&mut both).await, backend.frame(1, "one"));
+            assert_eq!(next(&mut both).await, backend.frame(3, "two"));
+            assert_eq!(next(&mut only_b).await, backend.frame(3, "two"));
+        });
+
+        contract!(resuming_replays_missed_events_of_its_topics_then_goes_live, settings(), |backend| {
+            let hub = &backend.hub;
+            let seen = publish(hub, "a", "seen").await.id;
+            publish(hub, "a", "missed").await;
+            publish(hub, "other", "not mine").await;
+
+            let resumed = hub.subscribe(vec![topic("a")], Some(&seen.to_string()));
+            publish(hub, "a", "live").await;
+
+            let frames: Vec<_> = resumed.into_stream().take(2).map(|frame| text(&frame)).collect().await;
+            assert_eq!(frames, [backend.frame(2, "missed"), backend.frame(4, "live")]);
+        });
+
+        contract!(an_event_published_while_a_resume_is_read_comes_once, settings(), |backend| {
+            let hub = &backend.hub;
+            publish(hub, "a", "seen").await;
+            // Joined, but its replay not read yet: the next event is both queued and in the history.
+            let resumed = hub.subscribe(vec![topic("a")], Some(&backend.id(1)));
+            publish(hub, "a", "during").await;
+            publish(hub, "a", "after").await;
+
+            let frames: Vec<_> = resumed.into_stream().take(2).map(|frame| text(&frame)).collect().await;
+            assert_eq!(frames, [backend.frame(2, "during"), backend.frame(3, "after")]);
+        });
+
+        contract!(resuming_from_the_latest_id_replays_nothing, settings(), |backend| {
+            let latest = publish(&backend.hub, "a", "x").await.id;
+            assert!(opening(&backend.hub, &["a"], &latest.to_string()).await.is_empty());
+        });
+
+        contract!(
+            ids_that_cannot_be_resumed_open_with_a_reset_that_says_why,
+            HubSettings { history_len: 2, ..settings() },
+            |backend| {
+                let hub = &backend.hub;
+                for n in 0..4 {
+                    publish(hub, "a", &n.to_string()).await;
+                }
+                let other_incarnation = EventId { incarnation: backend.epoch - 1, seq: 1 }.to_string();
+                for (last_event_id, reason) in [
+                    ("garbage".to_owned(), "malformed-id"),
+                    (other_incarnation, "other-incarnation"),
+                    (backend.id(99), "unknown-id"),
+                    (backend.id(1), "expired"),
+                ] {
+                    let opening = opening(hub, &["a"], &last_event_id).await;
+                    assert_eq!(opening.len(), 1, "{last_event_id}");
+                    let frame = &opening[0];
+                    let reset = format!("id: {}\nevent: reset\ndata: {{", backend.id(4));
+                    assert!(frame.starts_with(&reset), "{last_event_id}: {frame}");
+                    assert!(frame.contains(&format!("\"reason\":\"{reason}\"")), "{last_event_id}: {frame}");
+                }
+                assert_eq!(hub.stats.resets.get(), 4);
+                // The oldest id still in the history resumes exactly.
+                assert_eq!(opening(hub, &["a"], &backend.id(2)).await.len(), 2);
+            }
+        );
+
+        contract!(an_idempotency_key_publishes_once_and_belongs_to_its_topic, settings(), |backend| {
+            let hub = &backend.hub;
+            let first = publish_once(hub, NewEvent::new(topic("a"), "x"), "k").await.unwrap();
+            let again = publish_once(hub, NewEvent::new(topic("a"), "x"), "k").await.unwrap();
+            assert_eq!((again.id, again.duplicate), (first.id, true));
+            assert_eq!(hub.last_id().await.unwrap(), first.id, "the duplicate published nothing");
+            let on_b = publish_once(hub, NewEvent::new(topic("b"), "x"), "k").await.unwrap();
+            assert!(!on_b.duplicate);
+            assert_ne!(first.id, on_b.id);
+        });
+
+        contract!(an_idempotency_key_reused_for_another_event_is_refused, settings(), |backend| {
+            let hub = &backend.hub;
+            let first = publish_once(hub, NewEvent::new(topic("a"), "x"), "k").await.unwrap();
+            let other_data = publish_once(hub, NewEvent::new(topic("a"), "y"), "k").await;
+            let named = NewEvent::new(topic("a"), "x").named(EventName::parse("n").unwrap());
+            let other_name = publish_once(hub, named, "k").await;
+            let reused = Err(PublishError::KeyReused(KeyReused { first: first.id }));
+            assert_eq!(other_data, reused);
+            assert_eq!(other_name, reused);
+            assert_eq!(hub.last_id().await.unwrap(), first.id, "a refused publish published nothing");
+        });
+
+        contract!(
+            a_busy_topic_does_not_push_a_quiet_topics_events_out_of_its_history,
+            HubSettings { history_len: 2, ..settings() },
+            |backend| {
+                publish(&backend.hub, "quiet", "the one event").await;
+                for n in 0..5 {
+                    publish(&backend.hub, "busy", &n.to_string()).await;
+                }
+                let quiet = opening(&backend.hub, &["quiet"], &backend.id(0)).await;
+                assert_eq!(quiet, [backend.frame(1, "the one event")]);
+            }
+        );
+
+        contract!(
+            a_resume_across_topics_replays_in_id_order_or_resets_if_any_topic_lost_events,
+            HubSettings { history_len: 2, ..settings() },
+            |backend| {
+                let hub = &backend.hub;
+                publish(hub, "a", "1").await;
+                publish(hub, "b", "2").await;
+                publish(hub, "a", "3").await;
+
+                let replayed = opening(hub, &["b", "a"], &backend.id(0)).await;
+                let ids: Vec<_> =
+                    replayed.iter().map(|frame| frame.lines().next().unwrap().to_owned()).collect();
+                let expected: Vec<_> = (1..=3).map(|seq| format!("id: {}", backend.id(seq))).collect();
+                assert_eq!(ids, expected);
+
+                publish(hub, "a", "4").await;
+                let opening_both = opening(hub, &["b", "a"], &backend.id(0)).await;
+                assert!(opening_both[0].contains("\"reason\":\"expired\""), "{opening_both:?}");
+                assert_eq!(opening(hub, &["b"], &backend.id(0)).await.len(), 1, "b alone lost nothing");
+            }
+        );
+
+        contract!(
+            a_resume_past_the_replay_bounds_opens_with_a_reset_that_says_so,
+            HubSettings { max_replay_events: 2, ..settings() },
+            |backend| {
+                let hub = &backend.hub;
+                for _ in 0..3 {
+                    publish(hub, "a", "x").await;
+                }
+                assert_eq!(
+                    opening(hub, &["a"], &backend.id(1)).await.len(),
+                    2,
+                    "two events are within the bound"
+                );
+                let too_many = opening(hub, &["a"], &backend.id(0)).await;
+                assert!(
+                    too_many[0].starts_with(&format!("id: {}\nevent: reset\n", backend.id(3))),
+                    "{too_many:?}"
+                );
+                assert!(too_many[0].contains("\"reason\":\"replay-too-large\""), "{too_many:?}");
+                assert_eq!(hub.stats.resets.get(), 1);
+            }
+        );
+
+        contract!(
+            resumes_past_the_concurrent_replay_limit_wait_their_turn_and_are_not_refused,
+            HubSettings { max_concurrent_replays: 1, ..settings() },
+            |backend| {
+                let hub = &backend.hub;
+                publish(hub, "a", "missed").await;
+                let busy = hub.replays.acquire().await.unwrap();
+
+                let mut waiting =
+                    Box::pin(hub.subscribe(vec![topic("a")], Some(&backend.id(0))).into_stream());
+                let waited = tokio::time::timeout(Duration::from_millis(50), waiting.next()).await;
+                assert!(waited.is_err(), "the resume waits while every replay permit is taken");
+
+                drop(busy);
+                assert_eq!(text(&waiting.next().await.unwrap()), backend.frame(1, "missed"));
+            }
+        );
+
+        contract!(
+            a_page_of_history_stops_at_its_limit_and_resets_where_a_resume_would,
+            HubSettings { history_len: 3, ..settings() },
+            |backend| {
+                let hub = &backend.hub;
+                for n in 1..=5 {
+                    publish(hub, "a", &n.to_string()).await;
+                }
+                publish(hub, "b", "elsewhere").await;
+                let first = hub.history(&topic("a"), None, 2).await.unwrap();
+                assert_eq!(
+                    first.frames.iter().map(text).collect::<Vec<_>>(),
+                    [backend.frame(3, "3"), backend.frame(4, "4")]
+                );
+                assert!(first.more && first.reset.is_none());
+                let rest = hub.history(&topic("a"), Some(&backend.id(4)), 2).await.unwrap();
+                assert_eq!(rest.frames.iter().map(text).collect::<Vec<_>>(), [backend.frame(5, "5")]);
+                assert!(!rest.more);
+                assert_eq!(rest.top.to_string(), backend.id(6));
+                let trimmed = hub.history(&topic("a"), Some(&backend.id(1)), 2).await.unwrap();
+                assert_eq!((trimmed.frames.len(), trimmed.reset), (0, Some(ResetReason::Expired)));
+            }
+        );
+
+        contract!(dropping_a_subscription_leaves_the_hub, settings(), |backend| {
+            let hub = &backend.hub;
+            let subscription = hub.subscribe(vec![topic("a"), topic("b")], None);
+            assert_eq!(hub.subscribers(), 1);
+            drop(subscription);
+            assert_eq!(hub.subscribers(), 0);
+            assert_eq!(publish(hub, "a", "x").await.subscribers, 0);
+        });
     }
 }
