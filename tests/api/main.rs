@@ -24,4 +24,5 @@ mod sessions;
 mod shutdown;
 mod stream_path;
 mod tokens;
+mod topics;
 mod worker;

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::helpers::{next_event, spawn_app_with, PublicKey, RunningBinary, TestApp, PATIENCE, TOKEN};
 
 /// The JWT secret of these tests' servers.
-const SECRET: &str = "the test servers' JWT secret, 32 bytes or more";
+pub(crate) const SECRET: &str = "the test servers' JWT secret, 32 bytes or more";
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()

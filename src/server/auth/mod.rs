@@ -64,6 +64,8 @@ pub(crate) struct Access {
 pub(crate) struct Grant {
     /// The `exp` of the token the stream needed, in seconds since the Unix epoch.
     pub expires: Option<u64>,
+    /// The `sub` of that token, which presence lists.
+    pub sub: Option<Arc<str>>,
 }
 
 impl Access {
@@ -127,7 +129,7 @@ impl Access {
                 "the token does not cover topic {uncovered}: no pattern of its herald.subscribe matches it"
             )));
         }
-        Ok(Grant { expires: Some(claims.exp) })
+        Ok(Grant { expires: Some(claims.exp), sub: claims.sub.map(Arc::from) })
     }
 
     /// `frames`, ended at the grant's expiry with a `token-expired` event; unchanged when the

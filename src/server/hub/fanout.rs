@@ -2,7 +2,7 @@
 //! published frames are handed without ever waiting.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, OnceLock},
     time::Instant,
 };
@@ -48,10 +48,28 @@ pub(super) struct Fanout(Arc<Mutex<Subscribers>>);
 #[derive(Default)]
 struct Subscribers {
     next_key: u64,
-    /// Each subscriber's topics, to leave them when it goes, and its queue.
-    members: HashMap<u64, (Vec<Topic>, mpsc::Sender<LiveFrame>)>,
+    /// Each subscriber's topics, to leave them when it goes, its queue, and who it is.
+    members: HashMap<u64, Member>,
     /// Each topic's subscribers and their queues, side by side for a fast fan-out.
     by_topic: HashMap<Topic, Vec<(u64, mpsc::Sender<LiveFrame>)>>,
+    /// Grows with every join and leave: a presence snapshot taken at the same generation is
+    /// still true.
+    generation: u64,
+}
+
+struct Member {
+    topics: Vec<Topic>,
+    queue: mpsc::Sender<LiveFrame>,
+    /// The `sub` of the subscriber's token; `None` for an anonymous subscriber.
+    who: Option<Arc<str>>,
+}
+
+/// Who follows one topic here: how many subscribers, and the connections of each `sub`
+/// (anonymous subscribers are counted, not listed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TopicPresence {
+    pub connections: usize,
+    pub subs: BTreeMap<Arc<str>, usize>,
 }
 
 /// What one delivery did.
@@ -65,15 +83,21 @@ pub(super) struct Delivered {
 impl Fanout {
     /// Adds a subscriber of `topics` with a queue of `queue_len` frames; it receives every frame
     /// delivered to those topics from now on.
-    pub(super) fn join(&self, topics: Vec<Topic>, queue_len: usize) -> (u64, mpsc::Receiver<LiveFrame>) {
+    pub(super) fn join(
+        &self,
+        topics: Vec<Topic>,
+        who: Option<Arc<str>>,
+        queue_len: usize,
+    ) -> (u64, mpsc::Receiver<LiveFrame>) {
         let (queue, receiver) = mpsc::channel(queue_len);
         let mut subscribers = self.0.lock();
         let key = subscribers.next_key;
         subscribers.next_key += 1;
+        subscribers.generation += 1;
         for topic in &topics {
             subscribers.by_topic.entry(topic.clone()).or_default().push((key, queue.clone()));
         }
-        subscribers.members.insert(key, (topics, queue));
+        subscribers.members.insert(key, Member { topics, queue, who });
         (key, receiver)
     }
 
@@ -126,7 +150,7 @@ impl Fanout {
         let full: Vec<u64> = subscribers
             .members
             .iter()
-            .filter(|(_, (_, queue))| queue.try_send(Arc::clone(&frame)).is_err())
+            .filter(|(_, member)| member.queue.try_send(Arc::clone(&frame)).is_err())
             .map(|(key, _)| *key)
             .collect();
         for key in full {
@@ -139,7 +163,11 @@ impl Fanout {
     pub(super) fn drop_all(&self) -> usize {
         let mut subscribers = self.0.lock();
         let dropped = subscribers.members.len();
-        *subscribers = Subscribers { next_key: subscribers.next_key, ..Subscribers::default() };
+        *subscribers = Subscribers {
+            next_key: subscribers.next_key,
+            generation: subscribers.generation + 1,
+            ..Subscribers::default()
+        };
         dropped
     }
 
@@ -156,6 +184,41 @@ impl Fanout {
         self.0.lock().members.len()
     }
 
+    /// Who follows `topic` here.
+    pub(super) fn presence(&self, topic: &Topic) -> TopicPresence {
+        let subscribers = self.0.lock();
+        let mut presence = TopicPresence::default();
+        for (key, _) in subscribers.by_topic.get(topic).into_iter().flatten() {
+            presence.connections += 1;
+            if let Some(who) = subscribers.members.get(key).and_then(|member| member.who.clone()) {
+                *presence.subs.entry(who).or_default() += 1;
+            }
+        }
+        presence
+    }
+
+    /// Who follows each topic that has a subscriber here, and the generation it is true of.
+    pub(super) fn snapshot(&self) -> (u64, Vec<(Topic, TopicPresence)>) {
+        let subscribers = self.0.lock();
+        let mut snapshot: HashMap<&Topic, TopicPresence> = HashMap::with_capacity(subscribers.by_topic.len());
+        for member in subscribers.members.values() {
+            for topic in &member.topics {
+                let presence = snapshot.entry(topic).or_default();
+                presence.connections += 1;
+                if let Some(who) = &member.who {
+                    *presence.subs.entry(Arc::clone(who)).or_default() += 1;
+                }
+            }
+        }
+        let topics = snapshot.into_iter().map(|(topic, presence)| (topic.clone(), presence)).collect();
+        (subscribers.generation, topics)
+    }
+
+    /// The generation of the subscribers: it grows with every join and leave.
+    pub(super) fn generation(&self) -> u64 {
+        self.0.lock().generation
+    }
+
     /// How many of the topics that have a subscriber here `count` says yes to.
     pub(super) fn count_followed(&self, count: impl Fn(&Topic) -> bool) -> usize {
         self.0.lock().by_topic.keys().filter(|topic| count(topic)).count()
@@ -164,9 +227,10 @@ impl Fanout {
 
 impl Subscribers {
     fn remove(&mut self, key: u64) {
-        let Some((topics, _)) = self.members.remove(&key) else {
+        let Some(Member { topics, .. }) = self.members.remove(&key) else {
             return;
         };
+        self.generation += 1;
         for topic in topics {
             if let Some(queues) = self.by_topic.get_mut(&topic) {
                 queues.retain(|(k, _)| *k != key);

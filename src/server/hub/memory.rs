@@ -207,6 +207,13 @@ impl MemoryLog {
         })
     }
 
+    /// The id of the newest event `topic`'s history holds.
+    pub(super) fn newest_of(&self, topic: &Topic) -> Option<EventId> {
+        let state = self.state.lock();
+        let newest = state.histories.get(topic)?.events.back()?;
+        Some(self.id(newest.seq))
+    }
+
     /// The id of the latest event, or `<incarnation>-0` before the first.
     pub(super) fn top(&self) -> EventId {
         self.id(self.state.lock().last_seq)

@@ -18,6 +18,7 @@
 
 mod fanout;
 mod memory;
+mod rates;
 mod redis;
 mod stats;
 
@@ -33,6 +34,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use self::fanout::TopicPresence;
 pub(crate) use self::redis::ReaderStats;
 pub use self::stats::HubStats;
 use self::stats::ReasonLabel;
@@ -40,6 +42,7 @@ pub(crate) use self::stats::TopicClass;
 use self::{
     fanout::{Fanout, LiveFrame},
     memory::MemoryLog,
+    rates::Rates,
     redis::RedisLog,
 };
 use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
@@ -138,6 +141,17 @@ enum Past {
     Stop,
 }
 
+/// What `GET /topics/{topic}` answers: the topic across every instance.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TopicInfo {
+    /// Its subscribers on every instance.
+    pub subscribers: usize,
+    /// The id of the newest event its history holds.
+    pub newest: Option<EventId>,
+    /// Its events in the last minute, as the answering instance counted them (see [`rates`]).
+    pub events_last_minute: u64,
+}
+
 /// A page of one topic's history, as `GET /topics/{topic}/events` answers it.
 #[derive(Debug)]
 pub(crate) struct HistoryPage {
@@ -167,6 +181,8 @@ pub struct Hub {
     /// One permit per replay being read: resumes past `max_concurrent_replays` wait their turn,
     /// so that a crowd of them cannot crowd out publishing.
     replays: tokio::sync::Semaphore,
+    /// Each topic's events in the last minute, as this instance saw them go by.
+    rates: Rates,
     pub stats: HubStats,
 }
 
@@ -189,7 +205,15 @@ impl Hub {
         )));
         let following = tokio::sync::watch::Sender::new(true);
         let replays = tokio::sync::Semaphore::new(settings.max_concurrent_replays);
-        Arc::new(Self { log, fanout: Fanout::default(), settings, following, replays, stats })
+        Arc::new(Self {
+            log,
+            fanout: Fanout::default(),
+            settings,
+            following,
+            replays,
+            rates: Rates::new(),
+            stats,
+        })
     }
 
     /// A hub on the log in Redis, with its reader following the shared log until `shutdown`.
@@ -203,11 +227,14 @@ impl Hub {
         let (log, publishes) = RedisLog::new(redis, settings.clone(), &stats);
         let log = Arc::new(log);
         redis::spawn_publisher(Arc::clone(&log), publishes, shutdown.clone());
+        let fanout = Fanout::default();
+        redis::spawn_presence(Arc::clone(&log), fanout.clone(), shutdown.clone());
         let hub = Arc::new(Self {
             log: Log::Redis(Arc::clone(&log)),
-            fanout: Fanout::default(),
+            fanout,
             following: tokio::sync::watch::Sender::new(false),
             replays: tokio::sync::Semaphore::new(settings.max_concurrent_replays),
+            rates: Rates::new(),
             settings,
             stats,
         });
@@ -274,6 +301,7 @@ impl Hub {
 
     /// Hands a published frame to the local subscribers of `topic`; returns how many took it.
     fn deliver(&self, topic: &Topic, id: EventId, frame: &Bytes, published: Instant) -> usize {
+        self.rates.count(topic, Instant::now());
         let delivered = self.fanout.deliver(topic, id, frame, published);
         self.stats.delivered_as(TopicClass::of(topic)).inc_by(delivered.taken as u64);
         self.stats.lagged.inc_by(delivered.too_slow as u64);
@@ -286,7 +314,17 @@ impl Hub {
     /// duplicate. The opening waits its turn among the replays being read, and while Redis is
     /// unavailable it waits for Redis; the stream stays open meanwhile.
     pub fn subscribe(self: &Arc<Self>, topics: Vec<Topic>, last_event_id: Option<&str>) -> Subscription {
-        let (key, receiver) = self.fanout.join(topics.clone(), self.settings.queue_len);
+        self.subscribe_as(None, topics, last_event_id)
+    }
+
+    /// [`Hub::subscribe`] for `who`, the `sub` of the subscriber's token, which presence lists.
+    pub(crate) fn subscribe_as(
+        self: &Arc<Self>,
+        who: Option<Arc<str>>,
+        topics: Vec<Topic>,
+        last_event_id: Option<&str>,
+    ) -> Subscription {
+        let (key, receiver) = self.fanout.join(topics.clone(), who, self.settings.queue_len);
         let membership = Membership { hub: Arc::clone(self), key };
         let tagging = topics.clone();
         let opening = match last_event_id {
@@ -391,6 +429,31 @@ impl Hub {
         })
     }
 
+    /// Who follows `topic` on every instance: this one's subscribers as they are, and, with
+    /// Redis, the others' as each last wrote them (every 2 s; an instance that stops writing is
+    /// left out once its entries expire, 6 s after its last write: see `redis/presence.rs`).
+    pub(crate) async fn presence(&self, topic: &Topic) -> Result<TopicPresence, Unavailable> {
+        let mut presence = self.fanout.presence(topic);
+        if let Log::Redis(log) = &self.log {
+            log.add_others_presence(topic, &mut presence).await?;
+        }
+        Ok(presence)
+    }
+
+    /// `topic` across every instance: its subscribers, its newest event, its recent rate.
+    pub(crate) async fn topic_info(&self, topic: &Topic) -> Result<TopicInfo, Unavailable> {
+        let subscribers = self.presence(topic).await?.connections;
+        let newest = match &self.log {
+            Log::Memory(log) => log.newest_of(topic),
+            Log::Redis(log) => log.newest_of(topic).await?,
+        };
+        Ok(TopicInfo {
+            subscribers,
+            newest,
+            events_last_minute: self.rates.last_minute(topic, Instant::now()),
+        })
+    }
+
     /// How many subscriptions are open on this instance.
     pub fn subscribers(&self) -> usize {
         self.fanout.subscribers()
@@ -407,6 +470,7 @@ impl Hub {
     /// Forgets every event older than the history's age, and every topic left with no event
     /// and no subscriber, so that thousands of idle session topics do not each pin memory.
     pub(crate) async fn purge(&self) {
+        self.rates.forget_idle(Instant::now());
         match &self.log {
             Log::Memory(log) => log.purge(&self.fanout),
             Log::Redis(log) => {

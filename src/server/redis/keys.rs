@@ -45,3 +45,19 @@ pub(crate) fn session_jobs(session: &Topic) -> String {
 pub(crate) fn used_signature(signature: &[u8; 32]) -> String {
     format!("herald:signature:{}", hex::encode(signature))
 }
+
+/// The live instances, by when their presence expires.
+pub(crate) const INSTANCES: &str = "herald:instances";
+/// An instance's presence keys start with this and its id (the scripts build the names too):
+/// `…:topics` and `…:subs`.
+pub(crate) const PRESENCE_PREFIX: &str = "herald:presence:";
+
+/// The topics an instance has subscribers for, with how many.
+pub(crate) fn presence_topics(instance: &str) -> String {
+    format!("{PRESENCE_PREFIX}{instance}:topics")
+}
+
+/// The subs of an instance's subscribers, by topic, with their connections.
+pub(crate) fn presence_subs(instance: &str) -> String {
+    format!("{PRESENCE_PREFIX}{instance}:subs")
+}

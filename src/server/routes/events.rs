@@ -33,7 +33,7 @@ pub(crate) async fn event_stream(
     let with_topic = with_topic(&query)?;
 
     let slot = streams.reserve(client)?;
-    let subscription = hub.subscribe(topics, resume.as_deref());
+    let subscription = hub.subscribe_as(grant.sub.clone(), topics, resume.as_deref());
     let subscription = if with_topic { subscription.with_topics() } else { subscription };
     Ok(streams.respond(access.until_expiry(subscription.into_stream(), &grant), slot, "/events"))
 }

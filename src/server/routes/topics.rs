@@ -1,6 +1,8 @@
-//! `GET /topics/{topic}/events`: a topic's history over plain HTTP, so that a backend catches up
-//! without opening a stream. Same credentials as `/publish` (the publish token, or a publisher
-//! token that covers the topic), and the same resets as a resume.
+//! What a backend can ask about one topic, across every instance, with the credentials it
+//! publishes with (the publish token, or a publisher token that covers the topic):
+//! `GET /topics/{topic}` (subscribers, newest event, rate), `GET /topics/{topic}/presence` (who
+//! follows it) and `GET /topics/{topic}/events` (its history in pages, with the same resets as
+//! a resume, so that a backend catches up without opening a stream).
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use crate::server::{
     event::{self, Topic},
     extract::{Admitted, PathParams},
     hub::Hub,
-    routes::publish::Publishing,
+    routes::publish::{Publisher, Publishing},
 };
 
 /// The events one page holds when the request names no `limit`, and at most.
@@ -58,6 +60,54 @@ impl HistoryQuery {
         }
         Ok(Self { after, limit: limit.unwrap_or(DEFAULT_LIMIT) })
     }
+}
+
+/// The topic of the path, for a publisher that may reach it, with no query parameter.
+fn reached(publisher: &Publisher, topic: &str, query: Option<&str>) -> Result<Topic, ApiError> {
+    let topic = Topic::parse(topic).map_err(ApiError::Invalid)?;
+    if query.is_some_and(|query| !query.is_empty()) {
+        return Err(ApiError::invalid("query", "this route takes no parameter"));
+    }
+    publisher.may_reach(&topic)?;
+    Ok(topic)
+}
+
+pub(crate) async fn info(
+    Admitted(publisher): Admitted<Publishing>,
+    State(hub): State<Arc<Hub>>,
+    PathParams(topic): PathParams<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let topic = reached(&publisher, &topic, query.as_deref())?;
+    let info = hub.topic_info(&topic).await.map_err(|_| ApiError::unavailable())?;
+    Ok(Json(json!({
+        "topic": topic.as_str(),
+        "subscribers": info.subscribers,
+        "last_id": info.newest.map(|id| id.to_string()),
+        "events_last_minute": info.events_last_minute,
+    })))
+}
+
+pub(crate) async fn presence(
+    Admitted(publisher): Admitted<Publishing>,
+    State(hub): State<Arc<Hub>>,
+    PathParams(topic): PathParams<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let topic = reached(&publisher, &topic, query.as_deref())?;
+    let presence = hub.presence(&topic).await.map_err(|_| ApiError::unavailable())?;
+    let listed: usize = presence.subs.values().sum();
+    let subs: Vec<Value> = presence
+        .subs
+        .iter()
+        .map(|(sub, connections)| json!({ "sub": &**sub, "connections": connections }))
+        .collect();
+    Ok(Json(json!({
+        "topic": topic.as_str(),
+        "connections": presence.connections,
+        "anonymous": presence.connections.saturating_sub(listed),
+        "subs": subs,
+    })))
 }
 
 pub(crate) async fn history(

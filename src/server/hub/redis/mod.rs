@@ -16,6 +16,7 @@
 //! only through [`super::LocalSubscribers`]).
 
 mod log;
+mod presence;
 mod publisher;
 mod reader;
 
@@ -28,6 +29,7 @@ use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use redis::Script;
 use tokio::sync::mpsc;
 
+pub(super) use self::presence::spawn_presence;
 pub(super) use self::publisher::spawn_publisher;
 use self::publisher::Pending;
 pub(super) use self::reader::spawn_reader;
@@ -73,6 +75,8 @@ pub(super) struct RedisLog {
     publishes: mpsc::Sender<Pending>,
     /// The epoch this instance last saw in Redis (0: not yet known).
     epoch: AtomicU64,
+    /// This instance among the others, for presence: random, new with every start.
+    instance: String,
     scripts: Scripts,
 }
 
@@ -81,6 +85,8 @@ struct Scripts {
     since: Script,
     purge: Script,
     claim_epoch: Script,
+    presence_put: Script,
+    presence_get: Script,
 }
 
 /// What the reader reports, for the metrics.
@@ -105,11 +111,14 @@ impl RedisLog {
             evicted_for_bytes: stats.history_evicted_for_bytes.clone(),
             publishes,
             epoch: AtomicU64::new(0),
+            instance: herald_client::random_id()[..16].to_owned(),
             scripts: Scripts {
                 publish: Script::new(include_str!("lua/publish.lua")),
                 since: Script::new(include_str!("lua/since.lua")),
                 purge: Script::new(include_str!("lua/purge.lua")),
                 claim_epoch: Script::new(include_str!("lua/claim_epoch.lua")),
+                presence_put: Script::new(include_str!("lua/presence_put.lua")),
+                presence_get: Script::new(include_str!("lua/presence_get.lua")),
             },
         };
         (log, waiting)
