@@ -41,9 +41,10 @@ source_at=$(grep -nx 'COPY . .' "$tmp/builder" | head -1 | cut -d: -f1 || true)
 if [[ -z $setup_at || -z $source_at || $setup_at -gt $source_at ]]; then
   fail "the builder does not run \`RUN scripts/setup.sh\` (the README's setup) before copying the source (\`COPY . .\`)"
 else
-  # The repository files that setup.sh names outside comments and outside its --test part
-  # (`npm ci --prefix DIR` reads DIR/package.json), each copied in before it runs.
-  sed -n '/^if \$with_tests; then$/,/^fi$/!p' scripts/setup.sh | grep -v '^[[:space:]]*#' >"$tmp/setup.sh"
+  # The repository files that setup.sh names outside comments and outside its --test and
+  # --example parts, which the image does not run (`npm ci --prefix DIR` reads DIR/package.json),
+  # each copied in before it runs.
+  sed -nE '/^if \$with_(tests|example); then$/,/^fi$/!p' scripts/setup.sh | grep -v '^[[:space:]]*#' >"$tmp/setup.sh"
   while IFS='=' read -r name value; do sed -i "s#\\\$$name\\b#$value#g" "$tmp/setup.sh"; done \
     < <(sed -nE 's/^(readonly )?([a-z_]+)=([A-Za-z0-9_./-]+)$/\2=\3/p' "$tmp/setup.sh")
   copied=$(head -n "$setup_at" "$tmp/builder" | awk '$1 == "COPY" && $2 !~ /^--from=/ { for (i = 2; i < NF; i++) print $i }')
