@@ -168,6 +168,11 @@ async fn a_subscriber_on_each_instance_counts_on_either_and_a_killed_instance_le
         "{both}"
     );
     assert_eq!(get_ok(&a, "/topics/room.1").await["subscribers"], 2);
+    let listed = get_ok(&a, "/topics?prefix=room.").await;
+    assert_eq!(
+        (&listed["topics"][0]["topic"], &listed["topics"][0]["subscribers"]),
+        (&json!("room.1"), &json!(2))
+    );
 
     // B dies without a word: its presence expires 6 s after its last write, at most 2 s ago.
     let mut b = b;
@@ -178,4 +183,59 @@ async fn a_subscriber_on_each_instance_counts_on_either_and_a_killed_instance_le
             .await;
     assert_eq!(left["subs"], json!([{"sub": "alice", "connections": 1}]), "after {took:?}: {left}");
     assert!(took <= Duration::from_secs(7), "B's subscriber left after {took:?}, past its 6 s presence life");
+}
+
+#[tokio::test]
+async fn live_topics_are_listed_by_name_a_page_at_a_time_and_only_those_the_publisher_reaches() {
+    let app = spawn_private_app().await;
+    let mut streams = vec![];
+    for topic in ["news.b", "news.a", "news.c", "user.7"] {
+        streams.push(follow_as(&app, "someone", topic).await);
+    }
+    // Herald's own page stream follows its session's topic, which no listing shows.
+    streams.push(app.http.get(app.url("/remote")).send().await.unwrap());
+    let names = |page: &Value| -> Vec<String> {
+        page["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|topic| topic["topic"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = get_ok(&app, "/topics?limit=2").await;
+    assert_eq!(
+        (names(&first), &first["next_cursor"]),
+        (vec!["news.a".to_owned(), "news.b".into()], &json!("news.b"))
+    );
+    assert_eq!(
+        first["topics"][0],
+        json!({"topic": "news.a", "subscribers": 1, "last_id": null, "events_last_minute": 0})
+    );
+    let second = get_ok(&app, "/topics?limit=2&cursor=news.b").await;
+    assert_eq!(
+        (names(&second), &second["next_cursor"]),
+        (vec!["news.c".to_owned(), "user.7".into()], &json!("user.7"))
+    );
+    let last = get_ok(&app, "/topics?limit=2&cursor=user.7").await;
+    assert_eq!((names(&last), &last["next_cursor"]), (Vec::<String>::new(), &json!(null)));
+    let news = get_ok(&app, "/topics?prefix=news.").await;
+    assert_eq!((names(&news).len(), &news["next_cursor"]), (3, &json!(null)));
+
+    // A publisher token lists the topics it covers, and no other.
+    let (status, user) =
+        get_as(&app, &token(json!({"herald": {"publish": ["user.*"]}})), "/topics?limit=1").await;
+    assert_eq!((status, names(&user)), (200, vec!["user.7".to_owned()]), "{user}");
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("prefix=a%20b", "prefix"),
+        ("cursor=", "cursor"),
+        ("sort=name", "query"),
+        ("prefix=a&prefix=b", "prefix"),
+    ] {
+        let (status, answer) = get_as(&app, TOKEN, &format!("/topics?{query}")).await;
+        assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{query}: {answer}");
+    }
+    assert_eq!(app.http.get(app.url("/topics")).send().await.unwrap().status(), 401);
 }

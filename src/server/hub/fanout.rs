@@ -214,6 +214,29 @@ impl Fanout {
         (subscribers.generation, topics)
     }
 
+    /// The topics that have a subscriber here, by name, that start with `prefix` and come after
+    /// `after` (all of them without it), with their subscribers: the first `limit` of them.
+    pub(super) fn topics_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<(Topic, usize)> {
+        let subscribers = self.0.lock();
+        let mut topics: Vec<(Topic, usize)> = subscribers
+            .by_topic
+            .iter()
+            .filter(|(topic, _)| {
+                topic.as_str().starts_with(prefix) && after.is_none_or(|after| topic.as_str() > after)
+            })
+            .map(|(topic, queues)| (topic.clone(), queues.len()))
+            .collect();
+        drop(subscribers);
+        topics.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        topics.truncate(limit);
+        topics
+    }
+
     /// The generation of the subscribers: it grows with every join and leave.
     pub(super) fn generation(&self) -> u64 {
         self.0.lock().generation

@@ -23,6 +23,7 @@ mod redis;
 mod stats;
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -443,15 +444,49 @@ impl Hub {
     /// `topic` across every instance: its subscribers, its newest event, its recent rate.
     pub(crate) async fn topic_info(&self, topic: &Topic) -> Result<TopicInfo, Unavailable> {
         let subscribers = self.presence(topic).await?.connections;
+        let mut infos = self.infos(vec![(topic.clone(), subscribers)]).await?;
+        Ok(infos.pop().expect("one topic asked, one answered").1)
+    }
+
+    /// The topics with a subscriber on any instance, by name, that start with `prefix` and come
+    /// after `after`: the first `limit`, with their subscribers on every instance.
+    pub(crate) async fn live_topics(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Topic, usize)>, Unavailable> {
+        let mut topics = self.fanout.topics_after(prefix, after, limit);
+        if let Log::Redis(log) = &self.log {
+            let mut all: BTreeMap<Topic, usize> = topics.into_iter().collect();
+            for (topic, subscribers) in log.others_topics(prefix, after, limit).await? {
+                *all.entry(topic).or_default() += subscribers;
+            }
+            topics = all.into_iter().take(limit).collect();
+        }
+        Ok(topics)
+    }
+
+    /// What `GET /topics` tells of each of `topics`, whose subscribers are known: their newest
+    /// events (in one round trip to Redis) and their rates.
+    pub(crate) async fn infos(
+        &self,
+        topics: Vec<(Topic, usize)>,
+    ) -> Result<Vec<(Topic, TopicInfo)>, Unavailable> {
+        let names: Vec<Topic> = topics.iter().map(|(topic, _)| topic.clone()).collect();
         let newest = match &self.log {
-            Log::Memory(log) => log.newest_of(topic),
-            Log::Redis(log) => log.newest_of(topic).await?,
+            Log::Memory(log) => names.iter().map(|topic| log.newest_of(topic)).collect(),
+            Log::Redis(log) => log.newest_of_each(&names).await?,
         };
-        Ok(TopicInfo {
-            subscribers,
-            newest,
-            events_last_minute: self.rates.last_minute(topic, Instant::now()),
-        })
+        let now = Instant::now();
+        Ok(topics
+            .into_iter()
+            .zip(newest)
+            .map(|((topic, subscribers), newest)| {
+                let events_last_minute = self.rates.last_minute(&topic, now);
+                (topic, TopicInfo { subscribers, newest, events_last_minute })
+            })
+            .collect())
     }
 
     /// How many subscriptions are open on this instance.

@@ -107,6 +107,7 @@ pub(crate) fn router(state: AppState) -> Router {
     routes
         .route("/publish", post(publish::publish))
         .route("/callbacks/{job_id}", post(callbacks::job_finished))
+        .route("/topics", get(topics::list))
         .route("/topics/{topic}", get(topics::info))
         .route("/topics/{topic}/presence", get(topics::presence))
         .route("/topics/{topic}/events", get(topics::history))

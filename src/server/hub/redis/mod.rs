@@ -87,6 +87,7 @@ struct Scripts {
     claim_epoch: Script,
     presence_put: Script,
     presence_get: Script,
+    presence_list: Script,
 }
 
 /// What the reader reports, for the metrics.
@@ -119,6 +120,7 @@ impl RedisLog {
                 claim_epoch: Script::new(include_str!("lua/claim_epoch.lua")),
                 presence_put: Script::new(include_str!("lua/presence_put.lua")),
                 presence_get: Script::new(include_str!("lua/presence_get.lua")),
+                presence_list: Script::new(include_str!("lua/presence_list.lua")),
             },
         };
         (log, waiting)

@@ -51,7 +51,7 @@ impl RedisLog {
         let Some((connections, subs)) = answer.split_first() else {
             return Err(malformed("a presence", b"an empty reply"));
         };
-        if subs.len() % 2 != 0 {
+        if !subs.len().is_multiple_of(2) {
             return Err(malformed("a presence", b"an odd number of values"));
         }
         presence.connections += number("a topic's connections", connections)? as usize;
@@ -62,29 +62,76 @@ impl RedisLog {
         Ok(())
     }
 
-    /// The id of the newest event `topic`'s history holds in Redis.
-    pub(in crate::server::hub) async fn newest_of(
+    /// The topics that have subscribers on the other live instances, by name, that start with
+    /// `prefix` and come after `after`: the first `limit`, with their connections.
+    pub(in crate::server::hub) async fn others_topics(
         &self,
-        topic: &Topic,
-    ) -> Result<Option<EventId>, Unavailable> {
-        let epoch = self.epoch().await?;
-        let newest: redis::streams::StreamRangeReply = self.redis.observe(
-            redis::cmd("XREVRANGE")
-                .arg(keys::topic(topic))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut self.redis.connection())
-                .await,
-        )?;
-        newest
-            .ids
-            .first()
-            .map(|entry| {
-                Ok(EventId { incarnation: epoch, seq: number("an entry's id", entry.id.as_bytes())? })
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Topic, usize)>, Unavailable> {
+        // Names are compared by bytes; a member is `<topic>\0<connections>`, and a topic holds
+        // only ASCII below DEL, so `<after>\x01` starts right after `after`'s own member and
+        // `<prefix>\x7f` ends past every name that starts with the prefix.
+        let from_prefix = format!("[{prefix}");
+        let from = match after {
+            Some(after) if format!("{after}\u{1}").as_str() > prefix => format!("[{after}\u{1}"),
+            _ if prefix.is_empty() => "-".to_owned(),
+            _ => from_prefix,
+        };
+        let to = if prefix.is_empty() { "+".to_owned() } else { format!("({prefix}\u{7f}") };
+        let answer: Vec<Vec<u8>> = self
+            .run(
+                self.scripts
+                    .presence_list
+                    .key(keys::INSTANCES)
+                    .arg(&self.instance)
+                    .arg(keys::PRESENCE_PREFIX)
+                    .arg(from)
+                    .arg(to)
+                    .arg(limit),
+            )
+            .await?;
+        if !answer.len().is_multiple_of(2) {
+            return Err(malformed("a topic list", b"an odd number of values"));
+        }
+        answer
+            .chunks_exact(2)
+            .map(|pair| {
+                let topic = std::str::from_utf8(&pair[0]).ok().and_then(|name| Topic::parse(name).ok());
+                let topic = topic.ok_or_else(|| malformed("a topic's name", &pair[0]))?;
+                Ok((topic, number("a topic's connections", &pair[1])? as usize))
             })
-            .transpose()
+            .collect()
+    }
+
+    /// The id of the newest event each of `topics`' histories holds in Redis, in one round trip.
+    pub(in crate::server::hub) async fn newest_of_each(
+        &self,
+        topics: &[Topic],
+    ) -> Result<Vec<Option<EventId>>, Unavailable> {
+        if topics.is_empty() {
+            return Ok(vec![]);
+        }
+        let epoch = self.epoch().await?;
+        let mut pipeline = redis::pipe();
+        for topic in topics {
+            pipeline.cmd("XREVRANGE").arg(keys::topic(topic)).arg("+").arg("-").arg("COUNT").arg(1);
+        }
+        let replies: Vec<redis::streams::StreamRangeReply> =
+            self.redis.observe(pipeline.query_async(&mut self.redis.connection()).await)?;
+        replies
+            .iter()
+            .map(|reply| {
+                reply
+                    .ids
+                    .first()
+                    .map(|entry| {
+                        Ok(EventId { incarnation: epoch, seq: number("an entry's id", entry.id.as_bytes())? })
+                    })
+                    .transpose()
+            })
+            .collect()
     }
 
     /// Writes this instance's presence; `Ok(false)` when Redis no longer knew it, so that the
