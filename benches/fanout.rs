@@ -162,6 +162,7 @@ impl HeraldFanOut {
             max_replay_bytes: 1 << 20,
             max_concurrent_replays: 4,
             queue_len: 16,
+            presence_events: vec![],
         };
         let hub = Hub::new(1, settings);
         let topic = Topic::parse("bench").unwrap();

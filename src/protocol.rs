@@ -17,8 +17,14 @@ pub const SHUTDOWN_EVENT: &str = "shutdown";
 #[cfg_attr(not(feature = "ssr"), allow(dead_code))] // only the server checks them
 /// (`token-expired` is the server's `auth::TOKEN_EXPIRED_EVENT`; a unit test there holds the two
 /// the same.)
-pub const RESERVED_EVENT_NAMES: [&str; 6] =
-    [RESET_EVENT, SHUTDOWN_EVENT, JOB_EVENT, "token-expired", "error", "open"];
+pub const RESERVED_EVENT_NAMES: [&str; 8] =
+    [RESET_EVENT, SHUTDOWN_EVENT, JOB_EVENT, "token-expired", JOIN_EVENT, LEAVE_EVENT, "error", "open"];
+/// The event names of a subscriber's arrival on a topic and its departure, which Herald
+/// publishes to the topics `--presence-events` names.
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+pub const JOIN_EVENT: &str = "join";
+#[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+pub const LEAVE_EVENT: &str = "leave";
 /// Ticks are unnamed events, which an `EventSource` delivers as `message`.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // the server writes no name for ticks
 pub const TICK_EVENT: &str = "message";

@@ -223,6 +223,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_PUBLIC_TOPICS", value_delimiter = ',', value_parser = TopicPattern::parse)]
     pub public_topics: Vec<TopicPattern>,
 
+    /// Topic patterns whose topics are told of arrivals and departures, comma-separated: when a
+    /// stream with a token's `sub` opens (or closes) on such a topic, Herald publishes
+    /// `event: join` (or `leave`) with `{"sub": …}` to it. None by default.
+    #[arg(long, env = "HERALD_PRESENCE_EVENTS", value_delimiter = ',', value_parser = TopicPattern::parse)]
+    pub presence_events: Vec<TopicPattern>,
+
     /// How logs are written to stderr (filter them with RUST_LOG).
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -319,6 +325,7 @@ impl Config {
             max_replay_bytes: self.max_replay_bytes as usize,
             max_concurrent_replays: self.max_concurrent_replays as usize,
             queue_len: self.queue_len as usize,
+            presence_events: self.presence_events.clone(),
         }
     }
 

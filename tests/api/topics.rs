@@ -239,3 +239,43 @@ async fn live_topics_are_listed_by_name_a_page_at_a_time_and_only_those_the_publ
     }
     assert_eq!(app.http.get(app.url("/topics")).send().await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn presence_events_tell_a_topic_of_each_named_arrival_and_departure_and_never_of_anonymous_ones() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.jwt_secret = Some(crate::tokens::SECRET.into());
+        config.public_topics = vec!["news.*".parse().unwrap()];
+        config.presence_events = vec!["room.*".parse().unwrap(), "news.*".parse().unwrap()];
+        // A closed stream is noticed at its next keep-alive on the hyper path.
+        config.keep_alive = Duration::from_millis(100);
+    })
+    .await;
+    let watcher = token(json!({"sub": "watcher", "herald": {"subscribe": ["room.1"]}}));
+    let mut watching =
+        app.subscribe_with("/events?topic=room.1", &[("Authorization", &format!("Bearer {watcher}"))]).await;
+    let own = next_event(&mut watching).await;
+    assert_eq!(
+        (own.event.as_str(), own.data.as_str()),
+        ("join", r#"{"sub":"watcher"}"#),
+        "its own arrival first"
+    );
+
+    let bob = follow_as(&app, "bob", "room.1").await;
+    let joined = next_event(&mut watching).await;
+    assert_eq!((joined.event.as_str(), joined.data.as_str()), ("join", r#"{"sub":"bob"}"#));
+    drop(bob);
+    let left = next_event(&mut watching).await;
+    assert_eq!((left.event.as_str(), left.data.as_str()), ("leave", r#"{"sub":"bob"}"#));
+    // Both are events of the topic, with ids: a resume replays them like any other.
+    assert!(!joined.id.is_empty() && !left.id.is_empty());
+
+    // An anonymous stream on a public topic is counted, never announced.
+    let mut news = app.subscribe("/events?topic=news.1").await;
+    let _anonymous = app.subscribe("/events?topic=news.1").await;
+    let marker = app.publish_ok("news.1", "after the anonymous arrivals").await;
+    assert_eq!(next_event(&mut news).await.id, marker);
+
+    // No publisher can speak for Herald.
+    let (status, answer) = app.publish(json!({"topic": "room.1", "event": "join", "data": "{}"})).await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("reserved-event-name")), "{answer}");
+}

@@ -46,9 +46,10 @@ use self::{
     rates::Rates,
     redis::RedisLog,
 };
+use super::auth::patterns::{covers, TopicPattern};
 use super::event::{self, EventId, EventName, IdempotencyKey, NewEvent, Topic};
 use super::redis::{Backoff, Redis, Unavailable};
-use crate::protocol::{ResetNotice, ResetReason, RESET_EVENT};
+use crate::protocol::{ResetNotice, ResetReason, JOIN_EVENT, LEAVE_EVENT, RESET_EVENT};
 
 #[derive(Clone, Debug)]
 pub struct HubSettings {
@@ -69,6 +70,9 @@ pub struct HubSettings {
     pub max_concurrent_replays: usize,
     /// How many frames may wait for one subscriber before it counts as too slow.
     pub queue_len: usize,
+    /// The topics to which Herald publishes `join` and `leave` as subscribers with a token's
+    /// `sub` open and close streams that follow them.
+    pub presence_events: Vec<TopicPattern>,
 }
 
 /// What a publish did.
@@ -243,6 +247,23 @@ impl Hub {
         hub
     }
 
+    /// Publishes `event` (`join` or `leave`) with `{"sub": who}` to each of `topics`, in the
+    /// background. An announcement Redis cannot take is lost, never retried late; presence
+    /// itself (`GET /topics/{topic}/presence`) stays exact.
+    fn announce(self: &Arc<Self>, event: &'static str, who: &str, topics: Vec<Topic>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let data = serde_json::json!({ "sub": who }).to_string();
+        let hub = Arc::clone(self);
+        runtime.spawn(async move {
+            for topic in topics {
+                let announcement = NewEvent::new(topic, data.clone()).named(EventName::known(event));
+                if hub.publish(announcement).await.is_err() {
+                    tracing::debug!(event, "a presence event was not published: Redis is unavailable");
+                }
+            }
+        });
+    }
+
     /// Waits, for at most `patience`, until live events reach this instance's subscribers: with
     /// Redis, until the reader has found its place in the shared log, so that no subscriber can
     /// join before it and miss what is published in between. Redis may be down: the server then
@@ -325,8 +346,20 @@ impl Hub {
         topics: Vec<Topic>,
         last_event_id: Option<&str>,
     ) -> Subscription {
-        let (key, receiver) = self.fanout.join(topics.clone(), who, self.settings.queue_len);
-        let membership = Membership { hub: Arc::clone(self), key };
+        let (key, receiver) = self.fanout.join(topics.clone(), who.clone(), self.settings.queue_len);
+        // Those of the topics that tell of arrivals and departures, for a subscriber with a name.
+        let announced = who.and_then(|who| {
+            let announced: Vec<Topic> = topics
+                .iter()
+                .filter(|topic| covers(&self.settings.presence_events, topic))
+                .cloned()
+                .collect();
+            (!announced.is_empty()).then_some((who, announced))
+        });
+        if let Some((who, announced)) = &announced {
+            self.announce(JOIN_EVENT, who, announced.clone());
+        }
+        let membership = Membership { hub: Arc::clone(self), key, announced };
         let tagging = topics.clone();
         let opening = match last_event_id {
             None => async { Opening { frames: vec![], through: None } }.boxed(),
@@ -676,11 +709,16 @@ impl Subscription {
 struct Membership {
     hub: Arc<Hub>,
     key: u64,
+    /// Who the subscriber is, and the topics told of its departure.
+    announced: Option<(Arc<str>, Vec<Topic>)>,
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
         self.hub.fanout.leave(self.key);
+        if let Some((who, topics)) = self.announced.take() {
+            self.hub.announce(LEAVE_EVENT, &who, topics);
+        }
     }
 }
 
@@ -698,6 +736,7 @@ mod tests {
             max_replay_bytes: 1 << 20,
             max_concurrent_replays: 4,
             queue_len: 16,
+            presence_events: vec![],
         }
     }
 
