@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{RawQuery, State},
+    extract::{FromRef, FromRequestParts, RawQuery, State},
+    http::request::Parts,
     Json,
 };
 use serde_json::{json, Value};
@@ -18,7 +19,7 @@ use crate::server::{
     event::{self, Topic},
     extract::{Admitted, PathParams},
     hub::{Hub, TopicInfo},
-    routes::publish::{Publisher, Publishing},
+    routes::publish::Publishing,
 };
 
 /// The events or topics one page holds when the request names no `limit`, and at most.
@@ -133,23 +134,33 @@ pub(crate) async fn list(
     Ok(Json(json!({ "topics": topics, "next_cursor": if more { after } else { None } })))
 }
 
-/// The topic of the path, for a publisher that may reach it, with no query parameter.
-fn reached(publisher: &Publisher, topic: &str, query: Option<&str>) -> Result<Topic, ApiError> {
-    let topic = Topic::parse(topic).map_err(ApiError::Invalid)?;
-    if query.is_some_and(|query| !query.is_empty()) {
-        return Err(ApiError::invalid("query", "this route takes no parameter"));
+/// The topic of the path, with no query parameter, for a publisher that may reach it: what
+/// `GET /topics/{topic}` and its presence take.
+pub(crate) struct ReachedTopic(Topic);
+
+impl<S> FromRequestParts<S> for ReachedTopic
+where
+    S: Send + Sync,
+    Publishing: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Admitted(publisher) = Admitted::<Publishing>::from_request_parts(parts, state).await?;
+        let PathParams(topic) = PathParams::<String>::from_request_parts(parts, state).await?;
+        let topic = Topic::parse(&topic).map_err(ApiError::Invalid)?;
+        if parts.uri.query().is_some_and(|query| !query.is_empty()) {
+            return Err(ApiError::invalid("query", "this route takes no parameter"));
+        }
+        publisher.may_reach(&topic)?;
+        Ok(Self(topic))
     }
-    publisher.may_reach(&topic)?;
-    Ok(topic)
 }
 
 pub(crate) async fn info(
-    Admitted(publisher): Admitted<Publishing>,
+    ReachedTopic(topic): ReachedTopic,
     State(hub): State<Arc<Hub>>,
-    PathParams(topic): PathParams<String>,
-    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let topic = reached(&publisher, &topic, query.as_deref())?;
     let info = hub.topic_info(&topic).await.map_err(|_| ApiError::unavailable())?;
     Ok(Json(described(&topic, &info)))
 }
@@ -165,12 +176,9 @@ fn described(topic: &Topic, info: &TopicInfo) -> Value {
 }
 
 pub(crate) async fn presence(
-    Admitted(publisher): Admitted<Publishing>,
+    ReachedTopic(topic): ReachedTopic,
     State(hub): State<Arc<Hub>>,
-    PathParams(topic): PathParams<String>,
-    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let topic = reached(&publisher, &topic, query.as_deref())?;
     let presence = hub.presence(&topic).await.map_err(|_| ApiError::unavailable())?;
     let listed: usize = presence.subs.values().sum();
     let subs: Vec<Value> = presence
