@@ -225,7 +225,7 @@ pub struct Config {
 
     /// Topic patterns whose topics are told of arrivals and departures, comma-separated: when a
     /// stream with a token's `sub` opens (or closes) on such a topic, Herald publishes
-    /// `event: join` (or `leave`) with `{"sub": …}` to it. None by default.
+    /// `event: join` (or `leave`) with `{"sub": …}` to it. Needs a JWT key. None by default.
     #[arg(long, env = "HERALD_PRESENCE_EVENTS", value_delimiter = ',', value_parser = TopicPattern::parse)]
     pub presence_events: Vec<TopicPattern>,
 
@@ -301,6 +301,9 @@ impl Config {
         let no_key = self.jwt_secret.is_none() && self.jwt_public_key.is_none();
         if no_key && (!self.public_topics.is_empty() || self.jwt_audience.is_some()) {
             return Err("HERALD_PUBLIC_TOPICS and HERALD_JWT_AUDIENCE only apply to tokens: set HERALD_JWT_SECRET or HERALD_JWT_PUBLIC_KEY too".to_owned());
+        }
+        if no_key && !self.presence_events.is_empty() {
+            return Err("HERALD_PRESENCE_EVENTS announces the subscribers of tokens, by their sub: set HERALD_JWT_SECRET or HERALD_JWT_PUBLIC_KEY too".to_owned());
         }
         let secrets = [
             ("HERALD_PUBLISH_TOKEN (--publish-token)", self.publish_token.as_ref()),
@@ -575,6 +578,11 @@ mod tests {
         assert!(refused.contains("HERALD_JWT_SECRET"), "{refused}");
         config.jwt_secret = Some("a secret of thirty-two bytes or more".into());
         assert_eq!(config.check(([127, 0, 0, 1], 3000).into()), Ok(()));
+
+        let mut config = Config::defaults();
+        config.presence_events = vec!["room.*".parse().unwrap()];
+        let refused = config.check(([127, 0, 0, 1], 3000).into()).unwrap_err();
+        assert!(refused.contains("HERALD_PRESENCE_EVENTS"), "{refused}");
     }
 
     #[test]
