@@ -264,3 +264,55 @@ impl Subscribers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str) -> Topic {
+        Topic::parse(name).unwrap()
+    }
+
+    #[test]
+    fn presence_counts_every_subscriber_and_names_those_with_a_sub() {
+        let fanout = Fanout::default();
+        let alice: Arc<str> = Arc::from("alice");
+        let _first = fanout.join(vec![topic("a"), topic("b")], Some(Arc::clone(&alice)), 4);
+        let _second = fanout.join(vec![topic("a")], Some(alice), 4);
+        let (anonymous, _) = fanout.join(vec![topic("a")], None, 4);
+
+        let on_a = fanout.presence(&topic("a"));
+        assert_eq!(on_a.connections, 3);
+        assert_eq!(on_a.subs.into_iter().collect::<Vec<_>>(), [(Arc::from("alice"), 2)]);
+        let (generation, mut snapshot) = fanout.snapshot();
+        snapshot.sort_by(|(x, _), (y, _)| x.cmp(y));
+        let counts: Vec<_> =
+            snapshot.iter().map(|(topic, presence)| (topic.as_str(), presence.connections)).collect();
+        assert_eq!(counts, [("a", 3), ("b", 1)]);
+
+        fanout.leave(anonymous);
+        assert!(fanout.generation() > generation, "a departure changes the generation");
+        assert_eq!(fanout.presence(&topic("a")).connections, 2);
+        assert_eq!(fanout.presence(&topic("nobody")), TopicPresence::default());
+    }
+
+    #[test]
+    fn topics_are_listed_by_name_after_a_cursor_within_a_prefix() {
+        let fanout = Fanout::default();
+        let _members: Vec<_> = ["b.2", "a.1", "b.1", "b.10", "c"]
+            .iter()
+            .map(|name| fanout.join(vec![topic(name)], None, 4))
+            .collect();
+        let names = |prefix, after, limit| -> Vec<String> {
+            fanout
+                .topics_after(prefix, after, limit)
+                .into_iter()
+                .map(|(topic, _)| topic.as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(names("", None, 10), ["a.1", "b.1", "b.10", "b.2", "c"]);
+        assert_eq!(names("b.", None, 2), ["b.1", "b.10"]);
+        assert_eq!(names("b.", Some("b.10"), 10), ["b.2"]);
+        assert_eq!(names("", Some("c"), 10), Vec::<String>::new());
+    }
+}
