@@ -279,3 +279,22 @@ async fn presence_events_tell_a_topic_of_each_named_arrival_and_departure_and_ne
     let (status, answer) = app.publish(json!({"topic": "room.1", "event": "join", "data": "{}"})).await;
     assert_eq!((status, answer["error"].as_str()), (400, Some("reserved-event-name")), "{answer}");
 }
+
+#[tokio::test]
+async fn after_redis_loses_its_data_each_instance_writes_its_presence_again_within_a_refresh() {
+    let redis = RedisServer::start().await;
+    let on_redis = |url: String| {
+        move |config: &mut crate::helpers::Config| config.redis_url = Some(url.parse().unwrap())
+    };
+    let a = crate::helpers::spawn_app_with(on_redis(redis.url())).await;
+    let b = crate::helpers::spawn_app_with(on_redis(redis.url())).await;
+    let _on_a = a.subscribe("/events?topic=room.9").await;
+    let (seen, _) = until(&b, "/topics/room.9", PATIENCE, |answer| answer["subscribers"] == 1).await;
+    assert_eq!(seen["subscribers"], 1, "{seen}");
+
+    redis.command(&["FLUSHALL"]).await;
+    // A's next renewal finds Redis without it, and writes everything again at once.
+    let (back, took) = until(&b, "/topics/room.9", PATIENCE, |answer| answer["subscribers"] == 1).await;
+    assert_eq!(back["subscribers"], 1, "after {took:?}: {back}");
+    assert!(took <= Duration::from_secs(3), "A's presence came back after {took:?}, past one refresh");
+}

@@ -184,17 +184,18 @@ pub(in crate::server::hub) fn spawn_presence(
             written = if written == Some(fanout.generation()) {
                 match log.write_presence(Write::Renew).await {
                     Ok(true) => written,
-                    // Redis lost it, or could not be reached: everything again next time.
-                    Ok(false) | Err(Unavailable) => None,
+                    // Redis forgot this instance (it lost its data): everything again, at once.
+                    Ok(false) => {
+                        ticks.reset_immediately();
+                        None
+                    }
+                    // Unreachable: everything again at the next tick, not in a tight loop.
+                    Err(Unavailable) => None,
                 }
             } else {
                 let (generation, snapshot) = fanout.snapshot();
                 log.write_presence(Write::Replace(&snapshot)).await.ok().map(|_| generation)
             };
-            if written.is_none() {
-                // Not waiting a whole refresh when Redis forgot this instance.
-                ticks.reset_immediately();
-            }
         }
     });
 }
