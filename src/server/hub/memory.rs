@@ -198,7 +198,7 @@ impl MemoryLog {
             return Err(gap(ResetReason::ReplayTooLarge));
         }
         // A page holds at least one event when any follows, so that paging always moves on.
-        let keep = if bounds.events > 0 { within.max(1).min(total) } else { 0 };
+        let keep = within.max(1).min(total);
         missed.truncate(keep);
         Ok(Missed {
             frames: missed.into_iter().map(|(index, stored)| (index, stored.frame.clone())).collect(),

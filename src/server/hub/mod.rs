@@ -394,11 +394,7 @@ impl Hub {
             bytes: self.settings.max_replay_bytes,
             past: Past::Reset,
         };
-        let missed = match raw.parse::<EventId>() {
-            Err(_) => Err(Gap { reason: ResetReason::MalformedId, top: self.last_id().await? }),
-            Ok(since) => self.since(Start::After(since), topics, bounds).await?,
-        };
-        Ok(match missed {
+        Ok(match self.since(Some(raw), topics, bounds).await? {
             Ok(Missed { frames, top, .. }) => Opening {
                 frames: frames.into_iter().map(|(index, frame)| (Some(index), frame)).collect(),
                 through: Some(top),
@@ -411,13 +407,22 @@ impl Hub {
         })
     }
 
-    /// The events of `topics` from `start`, within `bounds`, or why they cannot be told exactly.
+    /// The events of `topics` after the id `after` (from the oldest held without one), within
+    /// `bounds`, or why they cannot be told exactly: an id that does not parse is a
+    /// `malformed-id` gap, positioned at the top of the log.
     async fn since(
         &self,
-        start: Start,
+        after: Option<&str>,
         topics: &[Topic],
         bounds: Bounds,
     ) -> Result<Result<Missed, Gap>, Unavailable> {
+        let start = match after.map(str::parse::<EventId>) {
+            None => Start::Oldest,
+            Some(Ok(id)) => Start::After(id),
+            Some(Err(_)) => {
+                return Ok(Err(Gap { reason: ResetReason::MalformedId, top: self.last_id().await? }))
+            }
+        };
         Ok(match &self.log {
             Log::Memory(log) => log.since(start, topics, bounds, &self.fanout),
             Log::Redis(log) => log.since(start, topics, bounds).await?,
@@ -434,23 +439,10 @@ impl Hub {
         after: Option<&str>,
         limit: usize,
     ) -> Result<HistoryPage, Unavailable> {
-        let start = match after.map(str::parse::<EventId>) {
-            None => Start::Oldest,
-            Some(Ok(id)) => Start::After(id),
-            Some(Err(_)) => {
-                let top = self.last_id().await?;
-                return Ok(HistoryPage {
-                    frames: vec![],
-                    more: false,
-                    reset: Some(ResetReason::MalformedId),
-                    top,
-                });
-            }
-        };
         let bounds = Bounds { events: limit, bytes: self.settings.max_replay_bytes, past: Past::Stop };
         let read = {
             let _permit = self.replays.acquire().await.expect("the semaphore is never closed");
-            self.since(start, std::slice::from_ref(topic), bounds).await?
+            self.since(after, std::slice::from_ref(topic), bounds).await?
         };
         Ok(match read {
             Ok(Missed { frames, top, more }) => HistoryPage {

@@ -52,7 +52,7 @@ for i = 5, #KEYS do
         if events > most_events or bytes > most_bytes then
           if not stop then return {'gap', epoch, top, 'replay-too-large'} end
           -- A page holds at least one event when any follows, so that paging always moves on.
-          if events == 1 and most_events > 0 then
+          if events == 1 then
             table.insert(missed, entry[1])
             table.insert(missed, tostring(i - 5))
             table.insert(missed, entry[2][6])
