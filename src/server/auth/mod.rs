@@ -158,6 +158,6 @@ impl Access {
 }
 
 /// Now, in whole seconds since the Unix epoch, as JWT times are written.
-fn unix_seconds() -> u64 {
+pub(crate) fn unix_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
 }

@@ -3,11 +3,7 @@
 //! Body: `{"topic": "...", "event": "..."?, "data": ...}`. `data` is text; any other JSON value
 //! is sent as its compact JSON text. Answers `202 {"id", "subscribers", "duplicate"}`.
 
-use std::{
-    num::NonZeroU32,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{num::NonZeroU32, sync::Arc};
 
 use axum::{
     extract::State,
@@ -23,6 +19,7 @@ use crate::server::{
     auth::{
         patterns::{covers, TopicPattern},
         tokens::{TokenError, Verifier},
+        unix_seconds,
     },
     bearer::{bearer_token, check_bearer, BearerError},
     error::ApiError,
@@ -120,8 +117,7 @@ impl Gate for Publishing {
         let presented = bearer_token(&head.headers).ok_or(ApiError::Unauthorized(
             "send Authorization: Bearer with HERALD_PUBLISH_TOKEN or a publisher token",
         ))?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
-        let claims = verifier.verify(presented, now).map_err(|err| match err {
+        let claims = verifier.verify(presented, unix_seconds()).map_err(|err| match err {
             // Not even shaped as a JWT: most likely a mistyped publish token, which a message
             // about base64url parts would not point to.
             TokenError::Malformed(_) if self.token.is_some() && presented.split('.').count() != 3 => {
