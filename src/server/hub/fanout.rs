@@ -186,31 +186,14 @@ impl Fanout {
 
     /// Who follows `topic` here.
     pub(super) fn presence(&self, topic: &Topic) -> TopicPresence {
-        let subscribers = self.0.lock();
-        let mut presence = TopicPresence::default();
-        for (key, _) in subscribers.by_topic.get(topic).into_iter().flatten() {
-            presence.connections += 1;
-            if let Some(who) = subscribers.members.get(key).and_then(|member| member.who.clone()) {
-                *presence.subs.entry(who).or_default() += 1;
-            }
-        }
-        presence
+        self.0.lock().presence(topic)
     }
 
     /// Who follows each topic that has a subscriber here, and the generation it is true of.
     pub(super) fn snapshot(&self) -> (u64, Vec<(Topic, TopicPresence)>) {
         let subscribers = self.0.lock();
-        let mut snapshot: HashMap<&Topic, TopicPresence> = HashMap::with_capacity(subscribers.by_topic.len());
-        for member in subscribers.members.values() {
-            for topic in &member.topics {
-                let presence = snapshot.entry(topic).or_default();
-                presence.connections += 1;
-                if let Some(who) = &member.who {
-                    *presence.subs.entry(Arc::clone(who)).or_default() += 1;
-                }
-            }
-        }
-        let topics = snapshot.into_iter().map(|(topic, presence)| (topic.clone(), presence)).collect();
+        let topics =
+            subscribers.by_topic.keys().map(|topic| (topic.clone(), subscribers.presence(topic))).collect();
         (subscribers.generation, topics)
     }
 
@@ -249,6 +232,18 @@ impl Fanout {
 }
 
 impl Subscribers {
+    /// Who follows `topic`: every subscriber counted, those with a `sub` also by it.
+    fn presence(&self, topic: &Topic) -> TopicPresence {
+        let mut presence = TopicPresence::default();
+        for (key, _) in self.by_topic.get(topic).into_iter().flatten() {
+            presence.connections += 1;
+            if let Some(who) = self.members.get(key).and_then(|member| member.who.clone()) {
+                *presence.subs.entry(who).or_default() += 1;
+            }
+        }
+        presence
+    }
+
     fn remove(&mut self, key: u64) {
         let Some(Member { topics, .. }) = self.members.remove(&key) else {
             return;
