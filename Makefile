@@ -9,6 +9,7 @@ export HERALD_PUBLISH_TOKEN ?= dev-only-publish-token
 export HERALD_CALLBACK_SECRET ?= dev-only-callback-secret
 export HERALD_WORKER_TOKEN ?= dev-only-worker-token
 export HERALD_SESSION_KEY ?= dev-only-session-key-that-is-long-enough
+export HERALD_ADMIN_TOKEN ?= dev-only-admin-token
 
 .PHONY: run run-cluster example test setup setup-example setup-test lint test-rust test-js test-python test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare check-fresh
 

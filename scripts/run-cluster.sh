@@ -44,6 +44,9 @@ and in another:
 
   curl -H 'Authorization: Bearer $HERALD_PUBLISH_TOKEN' -H 'content-type: application/json' -d '{"topic":"demo","data":"hello"}' http://127.0.0.1:3000/publish
 
+The operator page, with both instances on it: http://127.0.0.1:3000/admin (the admin token is
+\$HERALD_ADMIN_TOKEN, the Makefile's development one unless you set your own).
+
 Ctrl-C stops everything.
 
 EOF

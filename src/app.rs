@@ -1,12 +1,15 @@
 //! The pages' HTML documents and the app the browser hydrates.
 //!
-//! There is one interactive page, so there is no client-side router: `/` is served by the
-//! server's route table, every unknown path gets a static 404 document, and the wasm bundle
-//! carries only the home page (leptos_router and leptos_meta cost 90 KB of gzipped wasm).
+//! There are two interactive pages, the home page (`/`) and the operator page (`/admin`), and no
+//! client-side router: the server's route table serves each, every unknown path gets a static
+//! 404 document, and the wasm bundle hydrates the body that matches its path (leptos_router and
+//! leptos_meta cost 90 KB of gzipped wasm).
 
 use leptos::logging::{error, log};
 use leptos::prelude::*;
 
+#[cfg(feature = "ssr")]
+use crate::admin::page::AdminApp;
 use crate::components::{
     connection_status::ConnectionBadge,
     jobs_panel::{merge, JobsPanel},
@@ -15,11 +18,57 @@ use crate::components::{
 };
 use crate::jobs::list_jobs;
 use crate::protocol::{JobView, PageEvent, ResetNotice};
-use crate::stream::use_page_events;
+use crate::stream::use_events;
 
 /// The home page's document: the server renders it, and the wasm bundle hydrates its body.
 #[cfg(feature = "ssr")]
 pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
+    hydrated_document(options, "Herald", view! { <App/> })
+}
+
+/// The operator page's document for a signed-in operator, hydrated like the home page.
+#[cfg(feature = "ssr")]
+pub(crate) fn admin_shell(options: LeptosOptions) -> impl IntoView {
+    hydrated_document(options, "Operator · Herald", view! { <AdminApp/> })
+}
+
+/// The Content-Security-Policy of the operator's sign-in form: no script at all, and the form
+/// posts to this origin only.
+#[cfg(feature = "ssr")]
+pub(crate) const SIGN_IN_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The operator page's sign-in form, as HTML; `failed` says the last token was wrong. It needs
+/// no script: the form posts the token to `/admin/login`, which sets the cookie and comes back
+/// to `/admin`. Rendered to a string, not streamed, so that nothing is appended to it.
+#[cfg(feature = "ssr")]
+pub(crate) fn admin_sign_in(options: &LeptosOptions, failed: bool) -> String {
+    let page = document(
+        options,
+        "Sign in · Herald operator",
+        (),
+        view! {
+            <main>
+                <section class="sign-in">
+                    <h1>"Herald operator"</h1>
+                    <form method="post" action="/admin/login">
+                        <label for="admin-token">"Admin token"</label>
+                        <input id="admin-token" name="token" type="password" autocomplete="current-password" required autofocus/>
+                        <button type="submit">"Sign in"</button>
+                    </form>
+                    {failed.then(|| view! {
+                        <p class="sign-in-failed" role="alert">"That is not the admin token (HERALD_ADMIN_TOKEN)."</p>
+                    })}
+                </section>
+            </main>
+        },
+    );
+    leptos::reactive::owner::Owner::new().with(|| page.to_html())
+}
+
+/// A document whose body the wasm bundle hydrates (`crate::hydrate` picks the component by path).
+#[cfg(feature = "ssr")]
+fn hydrated_document(options: LeptosOptions, title: &'static str, body: impl IntoView) -> impl IntoView {
     // Scripts run only from this origin, or inline with this response's nonce (the hydration
     // script); wasm may compile; the stream and the server functions are same-origin.
     let nonce = leptos::nonce::use_nonce().map(|nonce| format!(" 'nonce-{nonce}'")).unwrap_or_default();
@@ -34,12 +83,12 @@ pub(crate) fn shell(options: LeptosOptions) -> impl IntoView {
     ));
     document(
         &options.clone(),
-        "Herald",
+        title,
         view! {
             <AutoReload options=options.clone()/>
             <HydrationScripts options/>
         },
-        view! { <App/> },
+        body,
     )
 }
 
@@ -156,7 +205,7 @@ fn HomePage() -> impl IntoView {
             }
         }
     };
-    let state = use_page_events(sync_jobs, move |event| match event {
+    let state = use_events(sync_jobs, move |event| match event {
         PageEvent::Tick(tick) => {
             log!("herald tick {}", tick.encode());
             clock.push(tick);

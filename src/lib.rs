@@ -8,6 +8,7 @@
 // Leptos views are deeply nested types; the optimised wasm build needs room to lay them out.
 #![recursion_limit = "256"]
 
+mod admin;
 mod app;
 mod components;
 mod jobs;
@@ -23,10 +24,15 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-/// Entry point of the wasm bundle: attaches the reactive app to the server-rendered DOM.
+/// Entry point of the wasm bundle: attaches the reactive app to the server-rendered DOM, the
+/// operator page's at `/admin` and the home page's everywhere else (one bundle, no router).
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    let path = web_sys::window().and_then(|window| window.location().pathname().ok());
+    match path.as_deref() {
+        Some("/admin") => leptos::mount::hydrate_body(admin::page::AdminApp),
+        _ => leptos::mount::hydrate_body(app::App),
+    }
 }

@@ -105,6 +105,10 @@ pub enum ResetReason {
 }
 
 impl ResetReason {
+    #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
+    pub const ALL: [Self; 5] =
+        [Self::MalformedId, Self::OtherIncarnation, Self::UnknownId, Self::Expired, Self::ReplayTooLarge];
+
     /// The reason as it is written on the wire, e.g. `malformed-id`.
     #[cfg_attr(not(feature = "ssr"), allow(dead_code))]
     pub fn name(self) -> &'static str {
@@ -164,13 +168,20 @@ pub enum PageEvent {
     Shutdown(ShutdownNotice),
 }
 
+/// What one page's stream carries, decoded.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-impl PageEvent {
+pub(crate) trait StreamEvent: Sized + 'static {
     /// The event names to listen for.
-    pub const NAMES: [&'static str; 4] = [TICK_EVENT, JOB_EVENT, RESET_EVENT, SHUTDOWN_EVENT];
+    const NAMES: &'static [&'static str];
 
     /// Decodes the data of an event named `name`; the error says what did not fit.
-    pub fn decode(name: &str, data: &str) -> Result<Self, String> {
+    fn decode(name: &str, data: &str) -> Result<Self, String>;
+}
+
+impl StreamEvent for PageEvent {
+    const NAMES: &'static [&'static str] = &[TICK_EVENT, JOB_EVENT, RESET_EVENT, SHUTDOWN_EVENT];
+
+    fn decode(name: &str, data: &str) -> Result<Self, String> {
         let json_error = |err: serde_json::Error| format!("a {name} event did not parse ({err}): {data}");
         match name {
             TICK_EVENT => Tick::decode(data).map(Self::Tick).ok_or_else(|| format!("not a tick: {data}")),

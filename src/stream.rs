@@ -1,6 +1,7 @@
-//! The browser's end of the page's event stream: a gloo-net `EventSource` whose events are
-//! decoded once into [`PageEvent`]s, with the connection state, a fresh start when the browser
-//! gives up, and cleanup when the component unmounts.
+//! The browser's end of a page's event stream: a gloo-net `EventSource` whose events are
+//! decoded once into the page's [`StreamEvent`]s ([`PageEvent`](crate::protocol::PageEvent) for the home page), with the
+//! connection state, a fresh start when the browser gives up, and cleanup when the component
+//! unmounts.
 //!
 //! On the server this only hands out the initial state: effects never run during SSR, so the
 //! server-rendered page and the first hydrated render agree.
@@ -10,19 +11,20 @@ use std::future::Future;
 use leptos::prelude::*;
 
 use crate::components::connection_status::ConnectionState;
-use crate::protocol::PageEvent;
+use crate::protocol::StreamEvent;
 
-/// Follows the page's event stream for as long as the calling component is mounted.
+/// Follows a page's event stream for as long as the calling component is mounted.
 ///
 /// `prepare` runs in the browser before each opening (the first, and each fresh start after the
 /// browser closed the stream for good) and returns the URL to open, so that the caller can
 /// sync its state first and resume right after it. Each event goes to `on_event`, decoded; one
 /// that does not decode is logged as an error.
-pub(crate) fn use_page_events<Prepare, Url>(
+pub(crate) fn use_events<Event, Prepare, Url>(
     prepare: Prepare,
-    on_event: impl Fn(PageEvent) + Clone + 'static,
+    on_event: impl Fn(Event) + Clone + 'static,
 ) -> ReadSignal<ConnectionState>
 where
+    Event: StreamEvent,
     Prepare: Fn() -> Url + Clone + 'static,
     Url: Future<Output = String> + 'static,
 {
@@ -55,16 +57,16 @@ mod browser {
     use leptos::prelude::*;
 
     use crate::components::connection_status::ConnectionState;
-    use crate::protocol::PageEvent;
+    use crate::protocol::StreamEvent;
 
     /// How long to wait before opening a new `EventSource` after the browser closed one for good
     /// (after a non-200 answer, for example); plain network errors are retried by the browser.
     const RESTART_AFTER_MS: u32 = 3_000;
 
-    pub(super) async fn follow<Url: Future<Output = String>>(
+    pub(super) async fn follow<Event: StreamEvent, Url: Future<Output = String>>(
         prepare: impl Fn() -> Url,
         set_state: WriteSignal<ConnectionState>,
-        on_event: impl Fn(PageEvent),
+        on_event: impl Fn(Event),
     ) {
         loop {
             let url = prepare().await;
@@ -79,7 +81,7 @@ mod browser {
             // subscription to the event type `error` itself sees every one of them; `open`
             // says when the stream is back.
             let subscriptions =
-                ["open", "error"].iter().chain(&PageEvent::NAMES).map(|kind| source.subscribe(*kind));
+                ["open", "error"].iter().chain(Event::NAMES).map(|kind| source.subscribe(*kind));
             let subscriptions = match subscriptions.collect::<Result<Vec<_>, _>>() {
                 Ok(subscriptions) => subscriptions,
                 Err(err) => {
@@ -94,7 +96,7 @@ mod browser {
                     Ok((kind, _)) if kind == "error" => set_state.set(ConnectionState::Reconnecting),
                     Ok((kind, message)) => {
                         let data = message.data().as_string().unwrap_or_default();
-                        match PageEvent::decode(&kind, &data) {
+                        match Event::decode(&kind, &data) {
                             Ok(event) => on_event(event),
                             Err(problem) => error!("herald: {problem}"),
                         }

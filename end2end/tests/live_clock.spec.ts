@@ -1,22 +1,7 @@
 import { expect, test, type Page } from "@playwright/test";
 
+import { watchForProblems } from "../support/problems";
 import { OwnServer } from "../support/server";
-
-/** Everything that would show up as a problem to a person with the developer tools open. */
-function watchForProblems(page: Page): string[] {
-  const problems: string[] = [];
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
-  page.on("requestfailed", (request) =>
-    problems.push(`failed request: ${request.url()} (${request.failure()?.errorText})`),
-  );
-  page.on("response", (response) => {
-    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
-  });
-  return problems;
-}
 
 /** The ticks in the list, oldest first, as their raw RFC 3339 timestamps. */
 async function ticksShown(page: Page): Promise<string[]> {

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
+    admin::AdminSettings,
     auth::{patterns::TopicPattern, tokens::PublicKey, AccessSettings},
     client::{ClientRate, TrustedProxies},
     hub::HubSettings,
@@ -229,6 +230,16 @@ pub struct Config {
     #[arg(long, env = "HERALD_PRESENCE_EVENTS", value_delimiter = ',', value_parser = TopicPattern::parse)]
     pub presence_events: Vec<TopicPattern>,
 
+    /// Token of at least 16 bytes that opens the operator page, `/admin`, through its login form.
+    /// Unset, `/admin` answers 404. Set the same on every instance: each then shares its numbers
+    /// with the page, and a sign-in holds on all of them.
+    #[arg(long, env = "HERALD_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    pub admin_token: Option<SecretString>,
+
+    /// How many sign-in attempts at `/admin` one client may make a minute; past it, `429`.
+    #[arg(long, env = "HERALD_ADMIN_LOGIN_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_login_rate: u32,
+
     /// How logs are written to stderr (filter them with RUST_LOG).
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -310,6 +321,7 @@ impl Config {
             ("HERALD_CALLBACK_SECRET (--callback-secret)", self.callback_secret.as_ref()),
             ("HERALD_WORKER_TOKEN (--worker-token)", self.worker_token.as_ref()),
             ("HERALD_JWT_SECRET (--jwt-secret)", self.jwt_secret.as_ref()),
+            ("HERALD_ADMIN_TOKEN (--admin-token)", self.admin_token.as_ref()),
         ]
         .into_iter()
         .chain(self.session_keys.iter().map(|key| ("HERALD_SESSION_KEY (--session-key)", Some(key))))
@@ -417,6 +429,16 @@ impl Config {
         }
     }
 
+    /// What the operator page is made with, when `--admin-token` is set.
+    pub(crate) fn admin_settings(&self) -> Option<AdminSettings> {
+        let rate = NonZeroU32::new(self.admin_login_rate).expect("clap keeps it above zero");
+        Some(AdminSettings {
+            token: self.admin_token.clone()?,
+            secure: self.public_origin.as_deref().is_some_and(|origin| origin.starts_with("https://")),
+            login_rate: ClientRate::per_minute(rate, "sign-in attempts", "HERALD_ADMIN_LOGIN_RATE"),
+        })
+    }
+
     /// `callback_base` is this server's URL as the worker reaches it.
     pub(crate) fn job_settings(&self, callback_base: String) -> JobSettings {
         JobSettings {
@@ -456,6 +478,14 @@ pub(crate) fn session_key(text: &str) -> Result<SecretString, String> {
     match text.len() {
         32.. => Ok(text.into()),
         short => Err(format!("must be at least 32 bytes long (got {short})")),
+    }
+}
+
+/// The admin token: long enough that guessing it at the login's rate takes forever.
+fn admin_token(text: &str) -> Result<SecretString, String> {
+    match text.len() {
+        16.. => Ok(text.into()),
+        short => Err(format!("must be at least 16 bytes long (got {short})")),
     }
 }
 

@@ -28,6 +28,9 @@ pub(crate) enum ApiError {
     /// 401: a browser call without a session: the page (`GET /`) sets the session cookie.
     /// Not a bearer scheme, so no `WWW-Authenticate`.
     NoSession,
+    /// 401 `not-signed-in`: an operator request without the cookie that signing in at `/admin`
+    /// sets. Not a bearer scheme, so no `WWW-Authenticate`.
+    NotSignedIn,
     /// 400: an event name that Herald itself sends (or an `EventSource` gives a meaning), which
     /// a client could not tell from Herald's own.
     ReservedEventName(String),
@@ -71,6 +74,7 @@ impl ApiError {
             Self::Unauthorized(_)
             | Self::BadSignature(_)
             | Self::NoSession
+            | Self::NotSignedIn
             | Self::TokenRequired(_)
             | Self::BadToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -89,6 +93,7 @@ impl ApiError {
             Self::Invalid(_) => "invalid",
             Self::Unauthorized(_) | Self::BadSignature(_) => "unauthorized",
             Self::NoSession => "no-session",
+            Self::NotSignedIn => "not-signed-in",
             Self::ReservedEventName(_) => "reserved-event-name",
             Self::TokenRequired(_) => "token-required",
             Self::BadToken(_) => "invalid-token",
@@ -110,6 +115,7 @@ impl ApiError {
             Self::NoSession => {
                 "no session: load the page (GET /) first, which sets the session cookie".to_owned()
             }
+            Self::NotSignedIn => "not signed in: sign in at /admin with the admin token first".to_owned(),
             Self::ReservedEventName(name) => format!(
                 "event: {name:?} is a name Herald sends itself; choose another (docs/api.md lists the reserved names)"
             ),

@@ -2,7 +2,10 @@
 //! many servers of one test process never mix their numbers), the series it holds, and the
 //! middleware that counts refusals by status.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use axum::{
     extract::{Request, State},
@@ -39,6 +42,9 @@ pub(crate) struct Metrics {
     pub connections_opened: Counter,
     pub connections_closed: Counter,
     rejections: Family<StatusLabel, Counter>,
+    /// The statuses counted so far, so that the operator page can read every count (a family
+    /// cannot list its members).
+    rejected_statuses: Arc<parking_lot::Mutex<BTreeSet<u16>>>,
 }
 
 /// The series of the Redis backend, registered only when it is configured.
@@ -60,6 +66,7 @@ impl Metrics {
             connections_opened: Counter::default(),
             connections_closed: Counter::default(),
             rejections: Family::default(),
+            rejected_statuses: Arc::default(),
         };
         let mut registry = Registry::default();
         registry.register(
@@ -158,6 +165,15 @@ impl Metrics {
         Self { registry: Arc::new(registry), ..metrics }
     }
 
+    /// The answers with a 4xx or 5xx status so far, by status.
+    pub(crate) fn rejections_by_status(&self) -> BTreeMap<u16, u64> {
+        let statuses = self.rejected_statuses.lock().clone();
+        statuses
+            .into_iter()
+            .map(|status| (status, self.rejections.get_or_create(&StatusLabel { status }).get()))
+            .collect()
+    }
+
     /// The OpenMetrics text of every series.
     pub(crate) fn render(&self) -> String {
         let mut text = String::new();
@@ -175,7 +191,9 @@ pub(crate) async fn count_rejections(
     let response = next.run(request).await;
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
-        metrics.rejections.get_or_create(&StatusLabel { status: status.as_u16() }).inc();
+        let status = status.as_u16();
+        metrics.rejections.get_or_create(&StatusLabel { status }).inc();
+        metrics.rejected_statuses.lock().insert(status);
     }
     response
 }

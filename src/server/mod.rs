@@ -1,6 +1,7 @@
 //! The axum server (feature `ssr`): [`Application`] binds a listener, builds the state and the
 //! router from a [`Config`], and serves until told to stop.
 
+pub(crate) mod admin;
 pub(crate) mod assets;
 pub(crate) mod auth;
 pub(crate) mod backend;

@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    admin::Admin,
     auth::Access,
     backend::Backend,
     client::{ClientRate, TrustedProxies},
@@ -42,6 +43,8 @@ pub(crate) struct AppState {
     #[from_ref(skip)]
     cors_allow_origins: Vec<axum::http::HeaderValue>,
     body_limit: BodyLimit,
+    /// The operator page, when `--admin-token` is set.
+    admin: Option<Admin>,
     /// `/metrics` has a listener of its own (`--metrics-addr`), not the main one.
     #[from_ref(skip)]
     metrics_apart: bool,
@@ -61,7 +64,11 @@ impl AppState {
         let metrics = Metrics::new(&hub.stats, backend.redis_series());
         hub::spawn_purge(Arc::clone(&hub), shutdown.clone());
         let access = Access::new(config.access_settings());
+        let admin = config.admin_settings().map(|settings| {
+            Admin::spawn(settings, Arc::clone(&hub), metrics.clone(), &backend, shutdown.clone())
+        });
         Self {
+            admin,
             leptos_options,
             clock: clock::spawn(shutdown.clone(), hub.stats.published_as(TopicClass::Clock)),
             streams: Streams::new(
@@ -125,6 +132,10 @@ impl AppState {
 
     pub(crate) fn trusted_proxies(&self) -> &TrustedProxies {
         &self.trusted_proxies
+    }
+
+    pub(crate) fn admin(&self) -> Option<&Admin> {
+        self.admin.as_ref()
     }
 
     pub(crate) fn job_starts(&self) -> &ClientRate {

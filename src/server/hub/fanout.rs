@@ -220,6 +220,17 @@ impl Fanout {
         topics
     }
 
+    /// The `n` topics with the most subscribers here, most first, with their subscribers.
+    pub(super) fn busiest(&self, n: usize) -> Vec<(Topic, usize)> {
+        let subscribers = self.0.lock();
+        let counts = subscribers.by_topic.iter().map(|(topic, queues)| (topic, queues.len()));
+        let mut busiest: Vec<(Topic, usize)> =
+            most(counts, n).into_iter().map(|(topic, count)| (topic.clone(), count)).collect();
+        drop(subscribers);
+        busiest.sort_unstable_by(|(a, x), (b, y)| y.cmp(x).then_with(|| a.cmp(b)));
+        busiest
+    }
+
     /// The generation of the subscribers: it grows with every join and leave.
     pub(super) fn generation(&self) -> u64 {
         self.0.lock().generation
@@ -229,6 +240,20 @@ impl Fanout {
     pub(super) fn count_followed(&self, count: impl Fn(&Topic) -> bool) -> usize {
         self.0.lock().by_topic.keys().filter(|topic| count(topic)).count()
     }
+}
+
+/// The `n` items with the highest counts, in no order, without sorting them all: the busiest
+/// topics of a hundred thousand are found in one pass.
+pub(super) fn most<T, C: Ord + Copy>(items: impl Iterator<Item = (T, C)>, n: usize) -> Vec<(T, C)> {
+    let mut items: Vec<(T, C)> = items.collect();
+    if n == 0 {
+        return vec![];
+    }
+    if items.len() > n {
+        items.select_nth_unstable_by(n - 1, |(_, a), (_, b)| b.cmp(a));
+        items.truncate(n);
+    }
+    items
 }
 
 impl Subscribers {
@@ -266,6 +291,18 @@ mod tests {
 
     fn topic(name: &str) -> Topic {
         Topic::parse(name).unwrap()
+    }
+
+    #[test]
+    fn the_busiest_topics_come_most_subscribers_first_and_ties_by_name() {
+        let fanout = Fanout::default();
+        let _held: Vec<_> = [vec!["a", "b", "c"], vec!["b", "c"], vec!["c"], vec!["d", "b"]]
+            .into_iter()
+            .map(|topics| fanout.join(topics.into_iter().map(topic).collect(), None, 4))
+            .collect();
+        assert_eq!(fanout.busiest(2), vec![(topic("b"), 3), (topic("c"), 3)]);
+        assert_eq!(fanout.busiest(10).len(), 4);
+        assert_eq!(fanout.busiest(0), vec![]);
     }
 
     #[test]

@@ -36,10 +36,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::fanout::TopicPresence;
-pub(crate) use self::redis::ReaderStats;
+pub(crate) use self::redis::{ReaderStats, SharedStats};
 pub use self::stats::HubStats;
-use self::stats::ReasonLabel;
-pub(crate) use self::stats::TopicClass;
+pub(crate) use self::stats::{ReasonLabel, TopicClass, LATENCY_BOUNDS};
 use self::{
     fanout::{Fanout, LiveFrame},
     memory::MemoryLog,
@@ -174,6 +173,14 @@ pub(crate) struct HistoryPage {
 struct Gap {
     reason: ResetReason,
     top: EventId,
+}
+
+/// The busiest topics on one instance, most first.
+pub(crate) struct Busiest {
+    /// By subscribers here.
+    pub by_subscribers: Vec<(Topic, usize)>,
+    /// By events in the last minute, as this instance saw them go by.
+    pub by_rate: Vec<(Topic, u64)>,
 }
 
 pub struct Hub {
@@ -514,6 +521,28 @@ impl Hub {
             .collect())
     }
 
+    /// This instance among the others that share its Redis (`local` in memory).
+    pub(crate) fn instance(&self) -> &str {
+        match &self.log {
+            Log::Memory(_) => "local",
+            Log::Redis(log) => log.instance(),
+        }
+    }
+
+    /// The `n` busiest topics here, each way.
+    pub(crate) fn busiest(&self, n: usize) -> Busiest {
+        Busiest { by_subscribers: self.fanout.busiest(n), by_rate: self.rates.busiest(n, Instant::now()) }
+    }
+
+    /// Shares this instance's `snapshot` for the operator page and reads every live instance's,
+    /// this one's first: in memory there are no others.
+    pub(crate) async fn exchange_stats(&self, snapshot: Vec<u8>) -> Result<SharedStats, Unavailable> {
+        match &self.log {
+            Log::Memory(_) => Ok(SharedStats { topics: self.topics() as u64, snapshots: vec![snapshot] }),
+            Log::Redis(log) => log.exchange_stats(&snapshot).await,
+        }
+    }
+
     /// How many subscriptions are open on this instance.
     pub fn subscribers(&self) -> usize {
         self.fanout.subscribers()
@@ -612,7 +641,7 @@ pub(crate) fn spawn_purge(hub: Arc<Hub>, shutdown: CancellationToken) {
 
 /// Now, in milliseconds since the Unix epoch (0 for a clock set before it): what the epochs of
 /// ids are made of, and what the Redis log's publish times are compared with.
-fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }
 

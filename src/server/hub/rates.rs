@@ -71,6 +71,22 @@ impl Rates {
         })
     }
 
+    /// The `n` topics with the most events in the minute before `at`, most first.
+    pub(super) fn busiest(&self, n: usize, at: Instant) -> Vec<(Topic, u64)> {
+        let bucket = self.bucket(at);
+        let mut topics = self.topics.lock();
+        let counts = topics.iter_mut().filter_map(|(topic, buckets)| {
+            buckets.advance(bucket);
+            let count: u64 = buckets.counts.iter().sum();
+            (count > 0).then_some((topic, count))
+        });
+        let mut busiest: Vec<(Topic, u64)> =
+            super::fanout::most(counts, n).into_iter().map(|(topic, count)| (topic.clone(), count)).collect();
+        drop(topics);
+        busiest.sort_unstable_by(|(a, x), (b, y)| y.cmp(x).then_with(|| a.cmp(b)));
+        busiest
+    }
+
     /// Forgets the topics with no event in the minute before `at`, so that a crowd of one-off
     /// topics pins no memory.
     pub(super) fn forget_idle(&self, at: Instant) {
@@ -116,6 +132,22 @@ mod tests {
         rates.forget_idle(t0 + Duration::from_secs(65));
         assert_eq!(rates.topics.lock().len(), 1);
         assert_eq!(rates.last_minute(&topic("busy"), t0 + Duration::from_secs(65)), 1);
+    }
+
+    #[test]
+    fn the_busiest_topics_are_those_with_the_most_events_in_the_window() {
+        let rates = Rates::new();
+        let t0 = rates.start;
+        for (name, events) in [("a", 3), ("b", 5), ("c", 1), ("d", 5)] {
+            for _ in 0..events {
+                rates.count(&topic(name), t0);
+            }
+        }
+        rates.count(&topic("old"), t0);
+        let busiest = rates.busiest(3, t0 + Duration::from_secs(5));
+        assert_eq!(busiest, vec![(topic("b"), 5), (topic("d"), 5), (topic("a"), 3)]);
+        // A minute later every count has left the window, and no topic is busy.
+        assert_eq!(rates.busiest(3, t0 + Duration::from_secs(70)), vec![]);
     }
 
     #[test]

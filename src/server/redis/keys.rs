@@ -61,3 +61,7 @@ pub(crate) fn presence_topics(instance: &str) -> String {
 pub(crate) fn presence_subs(instance: &str) -> String {
     format!("{PRESENCE_PREFIX}{instance}:subs")
 }
+
+/// An instance's snapshot for the operator page starts with this and its id (the stats script
+/// builds the names).
+pub(crate) const STATS_PREFIX: &str = "herald:stats:";

@@ -1,6 +1,7 @@
 //! The whole HTTP surface: [`router`] mounts one module per route that is not a Leptos page,
 //! the page and its server functions, static assets, and the 404 page.
 
+pub(crate) mod admin;
 pub(crate) mod callbacks;
 pub(crate) mod client_js;
 pub(crate) mod events;
@@ -18,9 +19,10 @@ use axum::{
     middleware::{self, Next},
     response::Response,
     routing::{get, on, post, MethodFilter},
-    Router,
+    Extension, Router,
 };
 use leptos::{
+    config::LeptosOptions,
     context::provide_context,
     server_fn::{axum::server_fn_paths, ServerFn},
 };
@@ -38,12 +40,13 @@ use tower_http::{
 };
 
 use super::{
+    admin::Admin,
     client::{self, ClientAddr},
     csrf, session,
     state::AppState,
 };
 use crate::{
-    app::{not_found, shell},
+    app::{admin_shell, not_found, shell},
     jobs::StartJob,
 };
 
@@ -98,7 +101,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(session::require_session))
         .layer(middleware::from_fn_with_state(state.sessions().clone(), session::find_session))
         .layer(middleware::from_fn_with_state(state.page_origin().clone(), csrf::same_origin_only));
-    let routes = page.merge(streams).merge(server_functions);
+    let routes = page.merge(streams).merge(server_functions).merge(admin_routes(&state));
     // With a listener of its own (`--metrics-addr`), `/metrics` is a 404 here like any unknown path.
     let routes = match state.metrics_apart() {
         true => routes,
@@ -141,6 +144,45 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The operator page's routes when `--admin-token` is set, and none otherwise (so `/admin` is a
+/// plain 404). `GET /admin` is the page for a signed-in operator and the sign-in form for
+/// anyone else; the forms are same-origin only.
+fn admin_routes(state: &AppState) -> Router<AppState> {
+    let Some(admin) = state.admin().cloned() else { return Router::new() };
+    let page = {
+        let options = state.leptos_options().clone();
+        leptos_axum::render_app_to_stream_with_context(leptos::nonce::provide_nonce, move || {
+            admin_shell(options.clone())
+        })
+    };
+    let show =
+        move |Extension(admin): Extension<Admin>, State(options): State<LeptosOptions>, request: Request| {
+            let page = page.clone();
+            async move {
+                match admin.signed_in(request.headers()) {
+                    true => page(request).await,
+                    false => admin::sign_in_form(&options, false),
+                }
+            }
+        };
+    let forms = Router::new()
+        .route("/admin/login", post(admin::sign_in))
+        .route("/admin/logout", post(admin::sign_out))
+        .layer(middleware::from_fn_with_state(state.page_origin().clone(), csrf::same_origin_only));
+    Router::new()
+        .route("/admin", get(show))
+        .route("/admin/stats", get(admin::stats))
+        .merge(forms)
+        .layer(Extension(admin))
+        // Under `no-referrer` (every other page's policy) a browser sends `Origin: null` with a
+        // form's post, which the same-origin check must refuse; `same-origin` sends the origin
+        // to this origin alone.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
 }
 
 /// The router of the metrics listener (`--metrics-addr`): `GET /metrics` alone.

@@ -19,6 +19,7 @@ mod log;
 mod presence;
 mod publisher;
 mod reader;
+mod stats;
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -33,6 +34,7 @@ pub(super) use self::presence::spawn_presence;
 pub(super) use self::publisher::spawn_publisher;
 use self::publisher::Pending;
 pub(super) use self::reader::spawn_reader;
+pub(crate) use self::stats::SharedStats;
 use super::{unix_millis, HubSettings, HubStats};
 use crate::server::redis::{keys, Redis, Unavailable};
 
@@ -88,6 +90,7 @@ struct Scripts {
     presence_put: Script,
     presence_get: Script,
     presence_list: Script,
+    stats_exchange: Script,
 }
 
 /// What the reader reports, for the metrics.
@@ -121,9 +124,15 @@ impl RedisLog {
                 presence_put: Script::new(include_str!("lua/presence_put.lua")),
                 presence_get: Script::new(include_str!("lua/presence_get.lua")),
                 presence_list: Script::new(include_str!("lua/presence_list.lua")),
+                stats_exchange: Script::new(include_str!("lua/stats_exchange.lua")),
             },
         };
         (log, waiting)
+    }
+
+    /// This instance among the others, as presence and the stats name it.
+    pub(super) fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// How long a topic's stream lives after its latest event, in milliseconds.
