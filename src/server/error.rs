@@ -1,4 +1,5 @@
-//! Every refusal the HTTP API makes, as a status and a JSON body: `{"error", "message", "field"?}`.
+//! Every refusal the HTTP API makes, as a status and a JSON body: `{"error", "message", "field"?,
+//! "index"?}` (`index`: the event of a batch at fault).
 
 use std::time::Duration;
 
@@ -53,6 +54,9 @@ pub(crate) enum ApiError {
     Busy { message: String, retry_after: Duration },
     /// 429 with `Retry-After`: this client holds its share for now.
     TooMany { message: String, retry_after: Duration },
+    /// The refusal of one event of a batch, which refuses the batch whole: the event's status,
+    /// and its index in the body as `index`.
+    InBatch { index: usize, error: Box<ApiError> },
 }
 
 impl ApiError {
@@ -68,8 +72,21 @@ impl ApiError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    /// Marks this refusal as the one of event `index` of a batch.
+    pub(crate) fn in_batch(self, index: usize) -> Self {
+        Self::InBatch { index, error: Box::new(self) }
+    }
+
+    /// The refusal itself, out of its batch.
+    fn cause(&self) -> &Self {
         match self {
+            Self::InBatch { error, .. } => error.cause(),
+            error => error,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self.cause() {
             Self::Invalid(_) | Self::ReservedEventName(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_)
             | Self::BadSignature(_)
@@ -85,11 +102,12 @@ impl ApiError {
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Disabled(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InBatch { .. } => unreachable!("the cause of a refusal is never a batch's"),
         }
     }
 
     fn code(&self) -> &'static str {
-        match self {
+        match self.cause() {
             Self::Invalid(_) => "invalid",
             Self::Unauthorized(_) | Self::BadSignature(_) => "unauthorized",
             Self::NoSession => "no-session",
@@ -106,6 +124,7 @@ impl ApiError {
             Self::Disabled(_) => "disabled",
             Self::Busy { .. } => "busy",
             Self::TooMany { .. } => "too-many",
+            Self::InBatch { .. } => unreachable!("the cause of a refusal is never a batch's"),
         }
     }
 
@@ -131,6 +150,7 @@ impl ApiError {
             Self::TooLarge { limit } => format!("the body is over the limit of {limit} bytes"),
             Self::NotJson => "the body must be JSON (Content-Type: application/json)".to_owned(),
             Self::Busy { message, .. } | Self::TooMany { message, .. } => message.clone(),
+            Self::InBatch { index, error } => format!("event {index} of the batch: {}", error.message()),
         }
     }
 }
@@ -138,14 +158,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.code(), "message": self.message() });
-        match &self {
+        match self.cause() {
             Self::Invalid(invalid) => body["field"] = json!(invalid.field.as_ref()),
             Self::ReservedEventName(_) => body["field"] = json!("event"),
             _ => {}
         }
+        if let Self::InBatch { index, .. } = &self {
+            body["index"] = json!(index);
+        }
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
-        match &self {
+        match self.cause() {
             Self::Unauthorized(_) | Self::TokenRequired(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }

@@ -133,8 +133,17 @@ impl TryFrom<String> for EventName {
 }
 
 /// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct IdempotencyKey(String);
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = InvalidField;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(text.as_bytes())
+    }
+}
 
 impl IdempotencyKey {
     pub fn parse(bytes: &[u8]) -> Result<Self, InvalidField> {

@@ -41,22 +41,21 @@ where
     }
 }
 
-/// A JSON body deserialised into a validated request type: 415 unless it is declared
-/// `application/json`, then as [`RawBody`], then 400 naming the field that did not fit.
-pub(crate) struct JsonBody<T>(pub T);
+/// A JSON body's bytes, which the route decodes with [`decode_json`]: 415 unless it is declared
+/// `application/json`, then as [`RawBody`].
+pub(crate) struct JsonBytes(pub Bytes);
 
-impl<S, T> FromRequest<S> for JsonBody<T>
+impl<S> FromRequest<S> for JsonBytes
 where
     S: Send + Sync,
     BodyLimit: FromRef<S>,
-    T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         require_json(request.headers())?;
         let RawBody(bytes) = RawBody::from_request(request, state).await?;
-        Ok(Self(decode_json(&bytes)?))
+        Ok(Self(bytes))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Herald over real sockets: each test starts its own server on 127.0.0.1 port 0.
 
 mod admin;
+mod batches;
 mod bounds;
 mod callbacks;
 mod cli;

@@ -89,28 +89,55 @@ impl MemoryLog {
         super::unix_millis()
     }
 
-    /// Assigns the next id, frames the event once, keeps it in its topic's history, and has
-    /// `deliver` hand it to the local subscribers before the next publish can begin.
+    /// For each of `events`, in order: assigns the next id, frames the event once, keeps it in
+    /// its topic's history, and has `deliver` hand it to the local subscribers before the next
+    /// publish can begin. All or nothing: a key reused for a different event stores none.
     pub(super) fn append(
         &self,
-        event: NewEvent,
-        once: Option<Once>,
+        events: Vec<(NewEvent, Option<Once>)>,
         fanout: &Fanout,
-        deliver: impl FnOnce(&Topic, EventId, &Bytes) -> usize,
-    ) -> Result<Published, KeyReused> {
+        mut deliver: impl FnMut(&Topic, EventId, &Bytes) -> usize,
+    ) -> Result<Vec<Published>, KeyReused> {
         let now = Instant::now();
         let mut state = self.state.lock();
-        self.forget_old(&mut state, &event.topic, now, fanout);
+        // All or nothing: every key is checked before any event is stored.
+        for (index, (event, once)) in events.iter().enumerate() {
+            self.forget_old(&mut state, &event.topic, now, fanout);
+            if let Some(Once { key, digest }) = once {
+                if let Some(first) = state.idempotency.get(&(event.topic.clone(), key.clone())) {
+                    if first.digest != *digest {
+                        return Err(KeyReused { index, first: first.id });
+                    }
+                }
+            }
+        }
+        let published = events
+            .into_iter()
+            .map(|(event, once)| self.append_one(&mut state, event, once, now, fanout, &mut deliver))
+            .collect();
+        self.forget_past_total(&mut state, fanout);
+        self.bytes_held.set(state.bytes as i64);
+        Ok(published)
+    }
+
+    /// Stores one event whose key, if any, was checked, and delivers it; an event its key
+    /// published already answers that one's id as a duplicate.
+    fn append_one(
+        &self,
+        state: &mut State,
+        event: NewEvent,
+        once: Option<Once>,
+        now: Instant,
+        fanout: &Fanout,
+        deliver: &mut impl FnMut(&Topic, EventId, &Bytes) -> usize,
+    ) -> Published {
         let NewEvent { topic, name, data } = event;
         let scoped = match once {
             None => None,
             Some(Once { key, digest }) => {
                 let scoped = (topic.clone(), key);
                 if let Some(first) = state.idempotency.get(&scoped) {
-                    return match first.digest == digest {
-                        true => Ok(Published { id: first.id, subscribers: 0, duplicate: true }),
-                        false => Err(KeyReused { first: first.id }),
-                    };
+                    return Published { id: first.id, subscribers: 0, duplicate: true };
                 }
                 Some((scoped, digest))
             }
@@ -138,10 +165,8 @@ impl MemoryLog {
         if let Some((scoped, digest)) = scoped {
             state.idempotency.insert(scoped, Remembered { id, digest });
         }
-        self.forget_old(&mut state, &topic, now, fanout);
-        self.forget_past_total(&mut state, fanout);
-        self.bytes_held.set(state.bytes as i64);
-        Ok(Published { id, subscribers, duplicate: false })
+        self.forget_old(state, &topic, now, fanout);
+        Published { id, subscribers, duplicate: false }
     }
 
     /// The frames of `topics` from `start`, merged in id order, or why they cannot be told

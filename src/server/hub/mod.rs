@@ -87,6 +87,8 @@ pub struct Published {
 /// The idempotency key was used on this topic for a different event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct KeyReused {
+    /// Which event of the request has it (0 for a single publish).
+    pub index: usize,
     /// The id of the event the key published first.
     pub first: EventId,
 }
@@ -288,42 +290,60 @@ impl Hub {
     /// Assigns the next id, frames the event once, keeps it in its topic's history, and hands it
     /// to every subscriber of its topic that has room, on every instance.
     pub async fn publish(&self, event: NewEvent) -> Result<Published, Unavailable> {
-        self.append(event, None).await.map_err(|err| match err {
-            PublishError::Unavailable => Unavailable,
-            PublishError::KeyReused(_) => unreachable!("a publish without a key reuses none"),
-        })
+        match self.append(vec![(event, None)]).await {
+            Ok(published) => Ok(published[0]),
+            Err(PublishError::Unavailable) => Err(Unavailable),
+            Err(PublishError::KeyReused(_)) => unreachable!("a publish without a key reuses none"),
+        }
     }
 
-    /// Publishes `event` once per `key` and topic while the first event is in the history: a
-    /// retry with the same event answers the first one's id as a duplicate, and the same key
-    /// with a different event is refused.
-    pub(crate) async fn publish_once(
+    /// Publishes `events` in order, all or nothing, in one step of the log (one script call on
+    /// Redis): their ids follow one another, and no other publish comes between them. Each key
+    /// publishes its event once per topic while the first event is in the history: a retry
+    /// with the same event answers the first one's id as a duplicate. A key used for a different
+    /// event refuses the batch, naming its index. The keys of one topic in a batch must differ.
+    pub(crate) async fn publish_batch(
         &self,
-        event: NewEvent,
-        key: IdempotencyKey,
-    ) -> Result<Published, PublishError> {
-        let digest = digest(&event);
-        self.append(event, Some(Once { key, digest })).await
+        events: Vec<(NewEvent, Option<IdempotencyKey>)>,
+    ) -> Result<Vec<Published>, PublishError> {
+        let events = events
+            .into_iter()
+            .map(|(event, key)| {
+                let once = key.map(|key| Once { key, digest: digest(&event) });
+                (event, once)
+            })
+            .collect();
+        self.append(events).await
     }
 
-    async fn append(&self, event: NewEvent, once: Option<Once>) -> Result<Published, PublishError> {
-        let class = TopicClass::of(&event.topic);
+    async fn append(&self, events: Vec<(NewEvent, Option<Once>)>) -> Result<Vec<Published>, PublishError> {
+        let classes: Vec<TopicClass> = events.iter().map(|(event, _)| TopicClass::of(&event.topic)).collect();
         let published = match &self.log {
             Log::Memory(log) => log
-                .append(event, once, &self.fanout, |topic, id, frame| {
+                .append(events, &self.fanout, |topic, id, frame| {
                     self.deliver(topic, id, frame, Instant::now())
                 })
                 .map_err(PublishError::KeyReused)?,
             Log::Redis(log) => {
-                let followers = self.fanout.followers(&event.topic);
-                let (id, duplicate) = log.append(&event, once.as_ref()).await?;
-                // This instance's reader delivers it, as every other instance's does.
-                Published { id, subscribers: if duplicate { 0 } else { followers }, duplicate }
+                let followers: Vec<usize> =
+                    events.iter().map(|(event, _)| self.fanout.followers(&event.topic)).collect();
+                let ids = log.append(&events).await?;
+                // This instance's reader delivers them, as every other instance's does.
+                ids.into_iter()
+                    .zip(followers)
+                    .map(|((id, duplicate), followers)| Published {
+                        id,
+                        subscribers: if duplicate { 0 } else { followers },
+                        duplicate,
+                    })
+                    .collect()
             }
         };
-        if !published.duplicate {
-            self.stats.published.inc();
-            self.stats.published_as(class).inc();
+        for (published, class) in published.iter().zip(classes) {
+            if !published.duplicate {
+                self.stats.published.inc();
+                self.stats.published_as(class).inc();
+            }
         }
         Ok(published)
     }
@@ -778,7 +798,7 @@ mod tests {
     }
 
     async fn publish_once(hub: &Hub, event: NewEvent, key_text: &str) -> Result<Published, PublishError> {
-        hub.publish_once(event, key(key_text)).await
+        Ok(hub.publish_batch(vec![(event, Some(key(key_text)))]).await?[0])
     }
 
     /// What a subscription of `topics` resuming after `last_event_id` opens with.
@@ -1119,10 +1139,61 @@ mod tests {
             let other_data = publish_once(hub, NewEvent::new(topic("a"), "y"), "k").await;
             let named = NewEvent::new(topic("a"), "x").named(EventName::parse("n").unwrap());
             let other_name = publish_once(hub, named, "k").await;
-            let reused = Err(PublishError::KeyReused(KeyReused { first: first.id }));
+            let reused = Err(PublishError::KeyReused(KeyReused { index: 0, first: first.id }));
             assert_eq!(other_data, reused);
             assert_eq!(other_name, reused);
             assert_eq!(hub.last_id().await.unwrap(), first.id, "a refused publish published nothing");
+        });
+
+        contract!(a_batch_takes_consecutive_ids_in_order_and_reaches_each_topic, settings(), |backend| {
+            let hub = &backend.hub;
+            let mut a = hub.subscribe(vec![topic("a")], None);
+            let mut b = hub.subscribe(vec![topic("b")], None);
+            let batch = vec![
+                (NewEvent::new(topic("a"), "1"), None),
+                (NewEvent::new(topic("b"), "2"), Some(key("k"))),
+                (NewEvent::new(topic("a"), "3"), None),
+            ];
+            let published = hub.publish_batch(batch).await.unwrap();
+            let ids: Vec<String> = published.iter().map(|published| published.id.to_string()).collect();
+            assert_eq!(ids, [backend.id(1), backend.id(2), backend.id(3)]);
+            assert!(published.iter().all(|published| published.subscribers == 1 && !published.duplicate));
+            assert_eq!(next(&mut a).await, backend.frame(1, "1"));
+            assert_eq!(next(&mut a).await, backend.frame(3, "3"));
+            assert_eq!(next(&mut b).await, backend.frame(2, "2"));
+        });
+
+        contract!(a_batch_with_a_reused_key_publishes_none_of_its_events, settings(), |backend| {
+            let hub = &backend.hub;
+            let first = publish_once(hub, NewEvent::new(topic("b"), "x"), "k").await.unwrap();
+            let batch = vec![
+                (NewEvent::new(topic("a"), "1"), None),
+                (NewEvent::new(topic("a"), "2"), Some(key("fresh"))),
+                (NewEvent::new(topic("b"), "not x"), Some(key("k"))),
+            ];
+            let refused = hub.publish_batch(batch).await;
+            assert_eq!(refused, Err(PublishError::KeyReused(KeyReused { index: 2, first: first.id })));
+            assert_eq!(hub.last_id().await.unwrap(), first.id, "the refused batch published nothing");
+            // Its fresh key was not taken either: it publishes now.
+            let fresh = publish_once(hub, NewEvent::new(topic("a"), "2"), "fresh").await.unwrap();
+            assert!(!fresh.duplicate);
+        });
+
+        contract!(a_batch_retried_whole_answers_the_first_ids_as_duplicates, settings(), |backend| {
+            let hub = &backend.hub;
+            let batch = || {
+                vec![
+                    (NewEvent::new(topic("a"), "1"), Some(key("one"))),
+                    (NewEvent::new(topic("b"), "2"), Some(key("two"))),
+                ]
+            };
+            let first = hub.publish_batch(batch()).await.unwrap();
+            let again = hub.publish_batch(batch()).await.unwrap();
+            assert_eq!(
+                again.iter().map(|p| (p.id, p.duplicate)).collect::<Vec<_>>(),
+                [(first[0].id, true), (first[1].id, true)]
+            );
+            assert_eq!(hub.last_id().await.unwrap(), first[1].id);
         });
 
         contract!(

@@ -1,9 +1,13 @@
-//! `POST /publish`: a backend hands Herald an event for a topic, with a bearer token.
+//! `POST /publish`: a backend hands Herald events for topics, with a bearer token.
 //!
-//! Body: `{"topic": "...", "event": "..."?, "data": ...}`. `data` is text; any other JSON value
-//! is sent as its compact JSON text. Answers `202 {"id", "subscribers", "duplicate"}`.
+//! Body: `{"topic": "...", "event": "..."?, "data": ..., "idempotency_key": "..."?}`, or the same
+//! with `"topics": [...]` (a broadcast: the event on each topic), or a batch: a JSON array of
+//! such events, validated whole and published all or nothing, in one step of the log. `data` is
+//! text; any other JSON value is sent as its compact JSON text. Answers `202 {"id",
+//! "subscribers", "duplicate"}` for one topic, else `202 {"events": [{"topic", "id",
+//! "subscribers", "duplicate"}]}` in order.
 
-use std::{num::NonZeroU32, sync::Arc};
+use std::{collections::HashSet, num::NonZeroU32, sync::Arc};
 
 use axum::{
     extract::State,
@@ -12,7 +16,7 @@ use axum::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde_json::{json, value::RawValue, Value};
 
 use crate::protocol::RESERVED_EVENT_NAMES;
 use crate::server::{
@@ -23,10 +27,9 @@ use crate::server::{
     },
     bearer::{bearer_token, check_bearer, BearerError},
     error::ApiError,
-    event::{EventName, IdempotencyKey, NewEvent, Topic},
-    extract::{Admitted, Gate, JsonBody},
-    hub::{Hub, PublishError},
-    redis::Unavailable,
+    event::{EventName, IdempotencyKey, InvalidField, NewEvent, Topic},
+    extract::{decode_json, Admitted, Gate, JsonBytes},
+    hub::{Hub, PublishError, Published},
 };
 
 /// What publishing is configured with.
@@ -56,12 +59,26 @@ impl Publishing {
         }
     }
 
-    /// 503 with `Retry-After` when the publish rate is used up for now.
-    fn admit(&self) -> Result<(), ApiError> {
-        self.rate.check().map_err(|not_until| ApiError::Busy {
-            message: "the hub is over its publish rate (HERALD_MAX_PUBLISH_RATE); retry later".to_owned(),
-            retry_after: not_until.wait_time_from(governor::clock::Clock::now(self.rate.clock())),
-        })
+    /// Takes `events` from the publish rate: 503 with `Retry-After` when it is used up for now,
+    /// 400 for more than it allows at once.
+    fn admit(&self, events: usize) -> Result<(), ApiError> {
+        let too_many = || {
+            ApiError::invalid(
+                "body",
+                format!(
+                    "{events} events are more than HERALD_MAX_PUBLISH_RATE lets through at once; split the batch"
+                ),
+            )
+        };
+        let events = u32::try_from(events).ok().and_then(NonZeroU32::new).ok_or_else(too_many)?;
+        match self.rate.check_n(events) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(ApiError::Busy {
+                message: "the hub is over its publish rate (HERALD_MAX_PUBLISH_RATE); retry later".to_owned(),
+                retry_after: not_until.wait_time_from(governor::clock::Clock::now(self.rate.clock())),
+            }),
+            Err(governor::InsufficientCapacity(_)) => Err(too_many()),
+        }
     }
 }
 
@@ -134,15 +151,24 @@ impl Gate for Publishing {
     }
 }
 
-/// A publish request; deserialising it validates every field.
+/// One event of a publish request; deserialising it validates every field.
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishRequest {
-    pub topic: Topic,
+    /// Where it goes: one topic...
+    #[serde(default)]
+    pub topic: Option<Topic>,
+    /// ... or several at once, a broadcast: the event is published to each, with an id each.
+    #[serde(default)]
+    pub topics: Option<Vec<Topic>>,
     #[serde(default)]
     pub event: Option<EventName>,
     #[serde(deserialize_with = "text_or_json")]
     pub data: String,
+    /// The event's idempotency key on each of its topics (the `Idempotency-Key` header's, for
+    /// an event of a batch).
+    #[serde(default)]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// Text as it is; any other JSON value as its compact JSON text.
@@ -153,43 +179,168 @@ fn text_or_json<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D:
     })
 }
 
+/// The most events one request publishes, a broadcast's counted once per topic: a batch is one
+/// script call on Redis, which holds Redis for its length (about 10 µs an event).
+pub(crate) const MAX_BATCH: usize = 1_000;
+
+/// What `POST /publish` was given: one event (a JSON object), or a batch (a JSON array of them).
+#[derive(Debug)]
+enum PublishBody {
+    One(PublishRequest),
+    Batch(Vec<PublishRequest>),
+}
+
+impl PublishBody {
+    /// Reads a body, naming the event at fault in a batch.
+    fn decode(body: &[u8]) -> Result<Self, ApiError> {
+        if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'[') {
+            return Ok(Self::One(decode_json(body)?));
+        }
+        let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(|err| {
+            ApiError::Invalid(InvalidField::new("body", format!("is not valid JSON: {err}")))
+        })?;
+        if elements.is_empty() {
+            return Err(ApiError::invalid("body", "a batch holds at least one event"));
+        }
+        let requests = elements
+            .iter()
+            .enumerate()
+            .map(|(index, element)| {
+                decode_json(element.get().as_bytes()).map_err(|err| ApiError::Invalid(err).in_batch(index))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self::Batch(requests))
+    }
+}
+
+/// A request's events, each with its topic, validated whole before any is published.
+struct Checked {
+    events: Vec<(NewEvent, Option<IdempotencyKey>)>,
+    /// For each of `events`, the index of the request's event it came from.
+    origins: Vec<usize>,
+}
+
+/// Checks every event of a request for `publisher`, and spreads each over its topics; the first
+/// refusal names its event's index (`batch`: the body was an array).
+fn check(
+    requests: Vec<PublishRequest>,
+    header_key: Option<IdempotencyKey>,
+    batch: bool,
+    publisher: &Publisher,
+) -> Result<Checked, ApiError> {
+    let mut checked = Checked { events: Vec::new(), origins: Vec::new() };
+    let mut keys = HashSet::new();
+    for (index, request) in requests.into_iter().enumerate() {
+        let at = |error: ApiError| if batch { error.in_batch(index) } else { error };
+        let PublishRequest { topic, topics, event: name, data, idempotency_key } = request;
+        if let Some(reserved) = name.as_ref().filter(|name| RESERVED_EVENT_NAMES.contains(&name.as_str())) {
+            return Err(at(ApiError::ReservedEventName(reserved.as_str().to_owned())));
+        }
+        let key = match (idempotency_key, &header_key) {
+            (Some(_), Some(_)) => {
+                return Err(at(ApiError::invalid(
+                    "idempotency_key",
+                    "is given twice, in the body and as the Idempotency-Key header: give it once",
+                )))
+            }
+            (key, header) => key.or_else(|| header.clone()),
+        };
+        let topics = match (topic, topics) {
+            (Some(topic), None) => vec![topic],
+            (None, Some(topics)) if topics.is_empty() => {
+                return Err(at(ApiError::invalid("topics", "must name at least one topic")))
+            }
+            (None, Some(topics)) => topics,
+            (None, None) => return Err(at(ApiError::invalid("topic", "is missing (or give topics)"))),
+            (Some(_), Some(_)) => {
+                return Err(at(ApiError::invalid("topics", "give topic or topics, not both")))
+            }
+        };
+        let mut seen = HashSet::new();
+        for topic in topics {
+            publisher.may_reach(&topic).map_err(at)?;
+            if !seen.insert(topic.clone()) {
+                return Err(at(ApiError::invalid("topics", format!("names {topic} twice"))));
+            }
+            if let Some(key) = &key {
+                if !keys.insert((topic.clone(), key.clone())) {
+                    return Err(at(ApiError::invalid(
+                        "idempotency_key",
+                        format!("is used twice on topic {topic} in this batch: one key, one event"),
+                    )));
+                }
+            }
+            if checked.events.len() == MAX_BATCH {
+                return Err(ApiError::invalid(
+                    "body",
+                    format!("a request publishes at most {MAX_BATCH} events, a broadcast's counted once per topic"),
+                ));
+            }
+            let event = NewEvent { topic, name: name.clone(), data: data.clone() };
+            checked.events.push((event, key.clone()));
+            checked.origins.push(index);
+        }
+    }
+    Ok(checked)
+}
+
 pub(crate) async fn publish(
     Admitted(publisher): Admitted<Publishing>,
     State(publishing): State<Publishing>,
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
-    JsonBody(request): JsonBody<PublishRequest>,
+    JsonBytes(body): JsonBytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let idempotency_key =
+    let header_key =
         headers.get("idempotency-key").map(|value| IdempotencyKey::parse(value.as_bytes())).transpose()?;
-    if let Some(reserved) =
-        request.event.as_ref().filter(|name| RESERVED_EVENT_NAMES.contains(&name.as_str()))
-    {
-        return Err(ApiError::ReservedEventName(reserved.as_str().to_owned()));
-    }
-    publishing.admit()?;
-
-    let PublishRequest { topic, event: name, data } = request;
-    publisher.may_reach(&topic)?;
-    let event = NewEvent { topic, name, data };
-    let published = match idempotency_key {
-        None => hub.publish(event).await.map_err(|Unavailable| ApiError::unavailable())?,
-        Some(key) => hub.publish_once(event, key).await.map_err(|err| match err {
-            PublishError::KeyReused(reused) => ApiError::IdempotencyKeyReused(format!(
-                "this Idempotency-Key already published event {} on this topic, with a different event",
-                reused.first
-            )),
-            PublishError::Unavailable => ApiError::unavailable(),
-        })?,
+    let (requests, batch) = match PublishBody::decode(&body)? {
+        PublishBody::One(request) => (vec![request], false),
+        PublishBody::Batch(_) if header_key.is_some() => {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "a batch takes no Idempotency-Key header: give each event its idempotency_key",
+            ))
+        }
+        PublishBody::Batch(requests) => (requests, true),
     };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
+    // One topic, one answer, as before batches and broadcasts: the rest answer a list.
+    let single = !batch && requests[0].topics.is_none();
+    let Checked { events, origins } = check(requests, header_key, batch, &publisher)?;
+    publishing.admit(events.len())?;
+
+    let topics: Vec<Topic> = events.iter().map(|(event, _)| event.topic.clone()).collect();
+    let published = hub.publish_batch(events).await.map_err(|err| match err {
+        PublishError::KeyReused(reused) => {
+            let refusal = ApiError::IdempotencyKeyReused(format!(
+                "this idempotency key already published event {} on topic {}, with a different event",
+                reused.first, topics[reused.index]
+            ));
+            if batch {
+                refusal.in_batch(origins[reused.index])
+            } else {
+                refusal
+            }
+        }
+        PublishError::Unavailable => ApiError::unavailable(),
+    })?;
+    let answer = |published: &Published| {
+        json!({
             "id": published.id.to_string(),
             "subscribers": published.subscribers,
             "duplicate": published.duplicate,
-        })),
-    ))
+        })
+    };
+    let body = if single {
+        answer(&published[0])
+    } else {
+        let events = published.iter().zip(&topics).map(|(published, topic)| {
+            let mut event = answer(published);
+            event["topic"] = json!(topic.as_str());
+            event
+        });
+        json!({ "events": events.collect::<Vec<_>>() })
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 #[cfg(test)]
@@ -208,20 +359,44 @@ mod tests {
         assert_eq!(parse(json!({"topic": "a", "data": null})).unwrap().data, "null");
     }
 
+    /// The field a body is refused for, as one request of the publish token.
+    fn refused_field(body: Value) -> String {
+        let refusal = PublishBody::decode(body.to_string().as_bytes())
+            .and_then(|body| match body {
+                PublishBody::One(request) => check(vec![request], None, false, &Publisher::Any),
+                PublishBody::Batch(requests) => check(requests, None, true, &Publisher::Any),
+            })
+            .err()
+            .unwrap_or_else(|| panic!("{body} was taken"));
+        match refusal {
+            ApiError::Invalid(invalid) => invalid.field.into_owned(),
+            ApiError::InBatch { error, .. } => match *error {
+                ApiError::Invalid(invalid) => invalid.field.into_owned(),
+                other => panic!("{body}: {other:?}"),
+            },
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
     #[test]
     fn each_bad_field_is_named() {
         for (body, field) in [
             (json!({"data": "x"}), "topic"),
             (json!({"topic": 7, "data": "x"}), "topic"),
             (json!({"topic": "a b", "data": "x"}), "topic"),
+            (json!({"topics": ["a", 7], "data": "x"}), "topics[1]"),
             (json!({"topic": "a"}), "data"),
             (json!({"topic": "a", "event": "a\nb", "data": "x"}), "event"),
             (json!({"topic": "a", "event": 1, "data": "x"}), "event"),
+            (json!({"topic": "a", "data": "x", "idempotency_key": ""}), "idempotency_key"),
             (json!({"topic": "a", "data": "x", "evnt": "typo"}), "body"),
-            // The fields in order, as serde would take them for a tuple: still not an object.
+            // The fields in order, as serde would take them for a tuple: still not an object,
+            // whether it is the body or an event of a batch.
             (json!(["a", null, "x"]), "body"),
+            (json!([["a", null, "x"]]), "body"),
+            (json!([{"topic": "a", "data": "x"}, {"topic": "a"}]), "data"),
         ] {
-            assert_eq!(parse(body.clone()).unwrap_err().field, field, "{body}");
+            assert_eq!(refused_field(body.clone()), field, "{body}");
         }
     }
 }

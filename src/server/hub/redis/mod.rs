@@ -49,7 +49,8 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 /// How many log entries one read takes at most.
 const READ_BATCH: usize = 1_000;
 
-/// How many waiting publishes go to Redis in one script call at most.
+/// How many waiting events go to Redis in one script call, about: a request is never split, so
+/// the last one taken, or one batch published whole, may carry more.
 const PUBLISH_BATCH: usize = 64;
 
 /// How many topics one purge script forgets at most, so that it holds Redis for milliseconds.

@@ -13,46 +13,56 @@ use crate::server::{
     redis::{keys, Unavailable},
 };
 
-/// A publish waiting for the publisher task, and where its answer goes.
+/// A publish request waiting for the publisher task (one event, or a batch that goes to Redis
+/// whole, in one script call), and where its answer goes.
 pub(in crate::server::hub) struct Pending {
+    events: Vec<PendingEvent>,
+    reply: oneshot::Sender<Result<Vec<(EventId, bool)>, PublishError>>,
+}
+
+struct PendingEvent {
     topic: Topic,
     /// The frame after its id line, which the script writes.
     rest: Bytes,
     once_key: String,
     digest: String,
-    reply: oneshot::Sender<Result<(EventId, bool), PublishError>>,
 }
 
 impl RedisLog {
-    /// Publishes `event`: the publisher task sends it to Redis with whatever else is waiting, in
-    /// one script call. Redis makes it visible to every instance's reader; this instance
-    /// delivers it to its own subscribers the same way.
+    /// Publishes `events`, all or none: the publisher task sends them to Redis with whatever else
+    /// is waiting, in one script call. Redis makes them visible to every instance's reader; this
+    /// instance delivers them to its own subscribers the same way. Answers each event's id, and
+    /// whether its key had published it already.
     pub(in crate::server::hub) async fn append(
         &self,
-        event: &NewEvent,
-        once: Option<&Once>,
-    ) -> Result<(EventId, bool), PublishError> {
-        let (once_key, digest) = match once {
-            Some(once) => (keys::once(&event.topic, &once.key), hex::encode(once.digest)),
-            None => (String::new(), String::new()),
-        };
+        events: &[(NewEvent, Option<Once>)],
+    ) -> Result<Vec<(EventId, bool)>, PublishError> {
+        let events = events
+            .iter()
+            .map(|(event, once)| {
+                let (once_key, digest) = match once {
+                    Some(once) => (keys::once(&event.topic, &once.key), hex::encode(once.digest)),
+                    None => (String::new(), String::new()),
+                };
+                PendingEvent {
+                    topic: event.topic.clone(),
+                    rest: event::frame(None, event.name.as_ref(), &event.data),
+                    once_key,
+                    digest,
+                }
+            })
+            .collect();
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            topic: event.topic.clone(),
-            rest: event::frame(None, event.name.as_ref(), &event.data),
-            once_key,
-            digest,
-            reply,
-        };
-        self.publishes.send(pending).await.map_err(|_| PublishError::Unavailable)?;
+        self.publishes.send(Pending { events, reply }).await.map_err(|_| PublishError::Unavailable)?;
         answer.await.unwrap_or(Err(PublishError::Unavailable))
     }
 
-    /// Runs the publish script for `batch`, in order; one answer per event.
+    /// Runs the publish script for `batch`, in order; one answer per request.
     async fn append_batch(
         &self,
         batch: &[Pending],
-    ) -> Result<Vec<Result<(EventId, bool), PublishError>>, Unavailable> {
+    ) -> Result<Vec<Result<Vec<(EventId, bool)>, PublishError>>, Unavailable> {
+        let events: usize = batch.iter().map(|pending| pending.events.len()).sum();
         // A second try after adopting the epoch another instance has just set.
         for _ in 0..2 {
             let epoch = self.epoch().await?;
@@ -61,27 +71,27 @@ impl RedisLog {
             invocation.arg(self.settings.history_age.as_millis() as u64);
             invocation.arg(self.settings.history_bytes).arg(self.topic_life()).arg(self.shared_life());
             for pending in batch {
-                invocation.key(keys::topic(&pending.topic)).key(&pending.once_key);
-                invocation.arg(pending.topic.as_str()).arg(pending.rest.as_ref()).arg(&pending.digest);
+                for (index, event) in pending.events.iter().enumerate() {
+                    let group = if index == 0 { pending.events.len() } else { 0 };
+                    invocation.key(keys::topic(&event.topic)).key(&event.once_key);
+                    invocation
+                        .arg(event.topic.as_str())
+                        .arg(event.rest.as_ref())
+                        .arg(&event.digest)
+                        .arg(group);
+                }
             }
             let answer: Vec<String> = self.run(&invocation).await?;
-            let id = |seq: &String| {
-                Ok(EventId { incarnation: epoch, seq: number("an event's id", seq.as_bytes())? })
-            };
             match answer.as_slice() {
-                [status, total, evicted, answers @ ..]
-                    if status == "ok" && answers.len() == 2 * batch.len() =>
-                {
+                [status, total, evicted, answers @ ..] if status == "ok" && answers.len() == 2 * events => {
                     self.history_bytes.set(number("the history's bytes", total.as_bytes())? as i64);
                     self.evicted_for_bytes.inc_by(number("the evicted events", evicted.as_bytes())?);
-                    return answers
-                        .chunks_exact(2)
-                        .map(|answer| {
-                            Ok(match answer[0].as_str() {
-                                "ok" => Ok((id(&answer[1])?, false)),
-                                "duplicate" => Ok((id(&answer[1])?, true)),
-                                _ => Err(PublishError::KeyReused(KeyReused { first: id(&answer[1])? })),
-                            })
+                    let mut answers = answers.chunks_exact(2);
+                    return batch
+                        .iter()
+                        .map(|pending| {
+                            let group = answers.by_ref().take(pending.events.len());
+                            read_group(epoch, group.map(|answer| (answer[0].as_str(), answer[1].as_bytes())))
                         })
                         .collect();
                 }
@@ -94,8 +104,35 @@ impl RedisLog {
     }
 }
 
-/// Sends the waiting publishes to Redis: as many as are waiting (up to [`PUBLISH_BATCH`]) in one
-/// script call, so that under load Redis and the client pay their per-call costs once per batch,
+/// One request's answers from the publish script: each event's id and whether it was a
+/// duplicate, or the index of the event whose key was reused (the script then wrote none).
+fn read_group<'a>(
+    epoch: u64,
+    answers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Result<Vec<(EventId, bool)>, PublishError>, Unavailable> {
+    let id = |seq: &[u8]| Ok(EventId { incarnation: epoch, seq: number("an event's id", seq)? });
+    let mut published = Vec::new();
+    let mut reused = None;
+    for (index, (status, seq)) in answers.enumerate() {
+        match status {
+            "ok" => published.push((id(seq)?, false)),
+            "duplicate" => published.push((id(seq)?, true)),
+            "reused" => reused = Some(KeyReused { index, first: id(seq)? }),
+            "refused" => {}
+            _ => {
+                tracing::error!(status, "the publish script answered a status Herald does not know");
+                return Err(Unavailable);
+            }
+        }
+    }
+    Ok(match reused {
+        Some(reused) => Err(PublishError::KeyReused(reused)),
+        None => Ok(published),
+    })
+}
+
+/// Sends the waiting publishes to Redis: as many requests as are waiting (up to [`PUBLISH_BATCH`]
+/// events, or one larger request whole) in one script call, so that under load Redis and the client pay their per-call costs once per batch,
 /// while a lone publish goes at once. Runs until `shutdown`.
 pub(in crate::server::hub) fn spawn_publisher(
     log: Arc<RedisLog>,
@@ -112,17 +149,22 @@ pub(in crate::server::hub) fn spawn_publisher(
                     None => return,
                 },
             };
+            let mut events = first.events.len();
             batch.push(first);
-            while batch.len() < PUBLISH_BATCH {
+            // A request is never split: one larger than a batch goes alone.
+            while events < PUBLISH_BATCH {
                 match waiting.try_recv() {
-                    Ok(next) => batch.push(next),
+                    Ok(next) => {
+                        events += next.events.len();
+                        batch.push(next);
+                    }
                     Err(_) => break,
                 }
             }
-            let answers = log.append_batch(&batch).await;
-            for (index, pending) in batch.drain(..).enumerate() {
-                let answer = match &answers {
-                    Ok(answers) => answers[index],
+            let mut answers = log.append_batch(&batch).await.map(Vec::into_iter);
+            for pending in batch.drain(..) {
+                let answer = match &mut answers {
+                    Ok(answers) => answers.next().expect("one answer per request"),
                     Err(Unavailable) => Err(PublishError::Unavailable),
                 };
                 // The publisher may have gone (its request was cancelled): nothing to tell.

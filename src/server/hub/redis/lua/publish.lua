@@ -1,16 +1,18 @@
--- Publishes a batch of events atomically, in order: for each, checks its idempotency key,
--- assigns the next id, appends the frame to its topic's history (trimmed to its length, then
--- to its bytes, keeping the newest) and to the shared log that the reader of every instance
--- follows.
+-- Publishes batches of events in order: for each event, checks its idempotency key, assigns the
+-- next id, appends the frame to its topic's history (trimmed to its length, then to its bytes,
+-- keeping the newest) and to the shared log that the reader of every instance follows. The
+-- events come in groups, one per publish request: a group is all or nothing, so its keys are all
+-- checked before any of its events is written.
 -- KEYS: 1 epoch, 2 seq, 3 idle watermark, 4 topics, 5 log, 6 bytes per topic, 7 bytes in total
 --       (the shared keys), then per event: the topic's stream, its idempotency key ('' without)
 -- ARGV: 1 the epoch the caller knows, 2 history length, 3 log length, 4 how long a key lives (ms),
 --       5 history bytes per topic, 6 how long a topic's stream lives (ms), 7 how long the shared
 --       keys live (ms), then per event: topic, the frame after its id line, digest of the event
---       ('' without a key)
+--       ('' without a key), and the size of its group on a group's first event ('0' on the rest)
 -- Answers {'ok', bytes in total, events evicted for bytes, status, seq, status, seq, ...} with a
--- status per event ('ok', 'duplicate' or 'reused', with the first event's seq for the last two),
--- {'epoch', current} or {'lost'}.
+-- status per event: 'ok', 'duplicate' (with the first event's seq), or in a group refused whole,
+-- 'reused' (with the first event's seq) for the event whose key was used for a different event
+-- and 'refused' ('0') for the others; or {'epoch', current}, or {'lost'}.
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {'lost'} end
 if epoch ~= ARGV[1] then return {'epoch', epoch} end
@@ -19,19 +21,23 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local most_bytes = tonumber(ARGV[5])
 local answers = {}
 local evicted = 0
-for i = 0, (#ARGV - 7) / 3 - 1 do
+
+-- The first event's seq and digest for event i's key, or nil.
+local function first_of(i)
+  if ARGV[10 + 4 * i] == '' then return nil end
+  local first = redis.call('GET', KEYS[9 + 2 * i])
+  if not first then return nil end
+  return string.match(first, '^(%d+) (%x+)$')
+end
+
+local function publish(i)
   local topic_key, once_key = KEYS[8 + 2 * i], KEYS[9 + 2 * i]
-  local topic, rest, digest = ARGV[8 + 3 * i], ARGV[9 + 3 * i], ARGV[10 + 3 * i]
-  local first = nil
-  if digest ~= '' then first = redis.call('GET', once_key) end
-  if first then
-    local seq, first_digest = string.match(first, '^(%d+) (%x+)$')
-    if first_digest == digest then
-      table.insert(answers, 'duplicate')
-    else
-      table.insert(answers, 'reused')
-    end
-    table.insert(answers, seq)
+  local topic, rest, digest = ARGV[8 + 4 * i], ARGV[9 + 4 * i], ARGV[10 + 4 * i]
+  local first_seq = first_of(i)
+  if first_seq then
+    -- The group was checked: the same key here is the same event.
+    table.insert(answers, 'duplicate')
+    table.insert(answers, first_seq)
   else
     local seq = string.format('%d', redis.call('INCR', KEYS[2]))
     -- The topic's previous event: a resume that finds it trimmed knows it missed something.
@@ -70,6 +76,32 @@ for i = 0, (#ARGV - 7) / 3 - 1 do
     table.insert(answers, 'ok')
     table.insert(answers, seq)
   end
+end
+
+local events = (#ARGV - 7) / 4
+local i = 0
+while i < events do
+  local size = tonumber(ARGV[11 + 4 * i])
+  local reused = nil
+  for j = i, i + size - 1 do
+    local seq, first_digest = first_of(j)
+    if seq and first_digest ~= ARGV[10 + 4 * j] then
+      reused = {j, seq}
+      break
+    end
+  end
+  for j = i, i + size - 1 do
+    if not reused then
+      publish(j)
+    elseif j == reused[1] then
+      table.insert(answers, 'reused')
+      table.insert(answers, reused[2])
+    else
+      table.insert(answers, 'refused')
+      table.insert(answers, '0')
+    end
+  end
+  i = i + size
 end
 for key = 1, 7 do redis.call('PEXPIRE', KEYS[key], ARGV[7]) end
 local total = redis.call('GET', KEYS[7]) or '0'
