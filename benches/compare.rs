@@ -1,6 +1,6 @@
 //! Issue #11's comparison, reported: Herald against Nchan, the idiomatic axum server, the seed's
 //! Flask design and the raw-write floor, one after another in this one invocation and under the
-//! same load generator (`herald::testing::compare`, whose quick mode `make test` runs).
+//! same load generator (`loadgen::compare`, whose quick mode `make test` runs).
 //!
 //! For every crowd size, each server gets N subscribers on raw loopback sockets and events of
 //! 100 B published one at a time; then each gets a burst to 1,000 subscribers, the publisher
@@ -16,7 +16,7 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use herald::testing::compare::{run, Binaries, BurstRun, Comparison, LatencyRun, Plan, System};
+use loadgen::compare::{run, Binaries, BurstRun, Comparison, LatencyRun, Plan, System};
 use plotters::prelude::*;
 use serde_json::{json, Value};
 

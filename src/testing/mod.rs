@@ -1,20 +1,15 @@
 //! The one door for the crate's own tests, benchmarks and fuzz targets (feature `testing`): real
-//! servers to test against, measuring helpers, and the internals they exercise directly.
-//! Nothing here is part of the server.
+//! servers to test against, and the internals they exercise directly; the load generator and
+//! what it measures are the `loadgen` crate's. Nothing here is part of the server.
 
-pub mod compare;
-mod measure;
-mod process_tree;
 mod redis;
 mod server;
-pub mod sse_load;
 
-pub use measure::{median, millis, resident_kib};
-pub use process_tree::{raise_open_file_limit, this_process_cpu_seconds, ProcessGroup, ProcessTree};
+pub use loadgen::{median, millis, resident_kib, RunningBinary, PATIENCE};
 pub use redis::RedisServer;
 pub use server::{
-    gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker,
-    RunningBinary, TestApp, CALLBACK_SECRET, PATIENCE, SESSION_KEY, TOKEN, WORKER_TOKEN,
+    gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker, TestApp,
+    CALLBACK_SECRET, SESSION_KEY, TOKEN, WORKER_TOKEN,
 };
 
 pub use crate::protocol::{JobStatus, JobView, Tick, RESERVED_EVENT_NAMES};

@@ -2,7 +2,7 @@
 //! small crowd, must connect every subscriber and deliver every event once and in order. It
 //! checks correctness only; the figures it produces are not looked at.
 
-use herald::testing::compare::{run, Binaries, Plan, System};
+use loadgen::compare::{run, Binaries, Plan, System};
 
 use crate::ONE_AT_A_TIME;
 

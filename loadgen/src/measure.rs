@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-/// The middle value (the upper one of an even count).
-pub fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
+/// The middle value (the upper one of an even count) of durations, rates, sizes…
+pub fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("values that compare (no NaN)"));
     values[values.len() / 2]
 }
 

@@ -1,6 +1,6 @@
 //! Issue #11's side-by-side comparison: Herald and its baselines (Nchan, the idiomatic axum
 //! server, the seed's Flask design and a raw-write floor), started one after another in one
-//! invocation and put under the same load ([`super::sse_load`]). `benches/compare.rs` runs the
+//! invocation and put under the same load ([`crate::sse_load`]). `benches/compare.rs` runs the
 //! full [`Plan`] and reports it; `tests/load/compare.rs` runs the quick one for correctness.
 //!
 //! Everything runs on loopback, on one current-thread runtime: the generator takes at most one
@@ -15,11 +15,14 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    raise_open_file_limit,
+use crate::{
+    median, raise_open_file_limit,
     sse_load::{self, Load, Measured, Pace, Publish, PublishBody, Subscribe, Target},
-    ProcessGroup, ProcessTree, RunningBinary, PATIENCE, TOKEN,
+    ProcessGroup, ProcessTree, RunningBinary, PATIENCE,
 };
+
+/// The publish token of the Herald the comparison starts.
+const TOKEN: &str = "the comparison's publish token";
 
 /// The compared servers, in the order each crowd meets them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +70,7 @@ pub struct Plan {
     /// long enough to measure.
     pub latency_deliveries: usize,
     pub burst_subscribers: usize,
+    /// 0: no burst runs.
     pub burst_rounds: usize,
     /// Below every server's per-subscriber backlog (Herald's queue holds 256, the axum server's
     /// channel 1,024), so that a subscriber that falls behind by a whole round loses nothing.
@@ -243,7 +247,7 @@ pub fn run(plan: &Plan, systems: &[System], binaries: &Binaries) -> Comparison {
                     latency_outcomes[crowd * systems.len() + index].push(outcome);
                 }
             }
-            for (index, &system) in systems.iter().enumerate() {
+            for (index, &system) in systems.iter().enumerate().filter(|_| plan.burst_rounds > 0) {
                 let load = plan.burst_load();
                 let outcome = measure(system, binaries, load, open_file_limit).await;
                 let outcome = outcome.map(|measured| burst_figures(&measured));
@@ -275,6 +279,7 @@ pub fn run(plan: &Plan, systems: &[System], binaries: &Binaries) -> Comparison {
         let burst = systems
             .iter()
             .zip(burst_outcomes)
+            .filter(|_| plan.burst_rounds > 0)
             .map(|(&system, outcomes)| {
                 let (passes, failure) = split_outcomes(outcomes);
                 BurstRun {
@@ -409,12 +414,6 @@ fn burst_figures(measured: &Measured) -> BurstFigures {
     }
 }
 
-/// The middle value (the upper one of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// A started server: how the generator reaches it, and its processes.
 struct Server {
     target: Target,
@@ -547,8 +546,9 @@ fn address_of(binary: &RunningBinary) -> SocketAddr {
     binary.url.trim_start_matches("http://").parse().expect("a loopback address")
 }
 
+/// The workspace's root, above this crate's directory.
 fn repository() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("loadgen sits in the workspace")
 }
 
 fn peers_dir() -> PathBuf {

@@ -24,7 +24,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{this_process_cpu_seconds, ProcessTree};
+use crate::{this_process_cpu_seconds, ProcessTree};
 
 /// The length of every event's data, framing excluded.
 pub const PAYLOAD_LEN: usize = 100;
