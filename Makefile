@@ -11,7 +11,7 @@ export HERALD_WORKER_TOKEN ?= dev-only-worker-token
 export HERALD_SESSION_KEY ?= dev-only-session-key-that-is-long-enough
 export HERALD_ADMIN_TOKEN ?= dev-only-admin-token
 
-.PHONY: run run-cluster example test setup setup-example setup-test lint test-rust test-js test-python test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare check-fresh
+.PHONY: run run-cluster example test setup setup-example setup-test lint test-rust test-js test-python test-e2e release bench bench-page bench-fanout bench-capacity bench-cluster bench-compare bench-scale check-fresh
 
 ## Set up, then run Herald at http://127.0.0.1:3000 (and its job worker), rebuilding on every change.
 run: setup
@@ -77,7 +77,7 @@ release: setup
 	cargo leptos build --release
 
 ## Every benchmark (see README, "Performance").
-bench: bench-page bench-fanout bench-capacity bench-cluster bench-compare
+bench: bench-page bench-fanout bench-capacity bench-cluster bench-compare bench-scale
 
 ## Bundle sizes and time to first tick on a release build.
 bench-page: release setup-test
@@ -94,6 +94,11 @@ bench-capacity:
 ## Two instances on one Redis against one in memory: latency at 1,000 subscribers, events/s published.
 bench-cluster:
 	cargo bench --features testing --bench cluster
+
+## 100,000 subscribers over six instances on one Redis, beside one instance in memory with 10,000:
+## latency over every delivery, memory per subscriber, Redis's cost, a burst (docs/bench/scale.svg).
+bench-scale: setup-test
+	cargo bench --features testing --bench scale
 
 ## Herald against Nchan, the idiomatic axum server, the seed's Flask design and a raw-write floor,
 ## one after another under one load generator: docs/bench/compare.svg and target/bench/compare.json.

@@ -132,7 +132,7 @@ impl Cluster {
     async fn cpu_seconds(&self) -> CpuSeconds {
         let herald = self.instances.iter().map(|instance| process_cpu_seconds(&instance.process)).sum();
         let redis = match &self.redis {
-            Some(redis) => redis_cpu_seconds(redis).await,
+            Some(redis) => redis.cpu_seconds().await,
             None => 0.0,
         };
         CpuSeconds { herald, redis, bench: cpu_seconds_of("/proc/self/stat") }
@@ -602,19 +602,10 @@ fn cpu_seconds_of(path: &str) -> f64 {
     (ticks(14) + ticks(15)) / TICKS_PER_SECOND
 }
 
-/// Redis's CPU time so far, as it reports it (`INFO cpu`: its main thread and its helpers).
-async fn redis_cpu_seconds(redis: &RedisServer) -> f64 {
-    let info = info_text(redis, "cpu").await;
-    ["used_cpu_sys:", "used_cpu_user:"]
-        .iter()
-        .map(|field| info_field(&info, field).parse::<f64>().expect("seconds"))
-        .sum()
-}
-
 /// Microseconds per call of the publish script (`EVALSHA`, or `EVAL` after a `NOSCRIPT`) since
 /// the last `CONFIG RESETSTAT`.
 async fn publish_script_micros(redis: &RedisServer) -> Option<f64> {
-    let info = info_text(redis, "commandstats").await;
+    let info = redis.info("commandstats").await;
     let (mut calls, mut micros) = (0.0, 0.0);
     for line in
         info.lines().filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
@@ -629,21 +620,6 @@ async fn publish_script_micros(redis: &RedisServer) -> Option<f64> {
         micros += stat("usec=").unwrap_or(0.0);
     }
     (calls > 0.0).then(|| micros / calls)
-}
-
-async fn info_text(redis: &RedisServer, section: &str) -> String {
-    match redis.command(&["INFO", section]).await {
-        redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        redis::Value::VerbatimString { text, .. } => text,
-        other => panic!("INFO {section} answered {other:?}"),
-    }
-}
-
-fn info_field<'a>(info: &'a str, name: &str) -> &'a str {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no {name} in INFO"))
-        .trim()
 }
 
 // ---------------------------------------------------------------------------------------------

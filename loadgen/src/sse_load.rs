@@ -9,7 +9,7 @@
 
 use std::{
     cell::RefCell,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
@@ -19,7 +19,7 @@ use std::{
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
     sync::{Notify, Semaphore},
     task::JoinSet,
 };
@@ -128,29 +128,14 @@ pub struct Round {
 pub async fn run(target: &Target, server: ProcessTree, load: Load) -> Result<Measured, String> {
     let mut publisher = Publisher::connect(target).await?;
     // Once with nobody listening, so that the idle figure includes the publish path.
-    publisher.publish("idle").await?;
+    publisher.publish(&[String::from("idle")]).await?;
     let idle_kib = server.pss_kib();
 
     let events = 1 + load.rounds * load.events_per_round;
-    let progress = Arc::new(Progress::default());
-    let opening = Arc::new(Semaphore::new(OPENING_AT_ONCE));
-    // Dropped on any early return, which aborts every subscriber still running.
-    let mut subscribers = JoinSet::new();
-    for index in 0..load.subscribers {
-        let (target, progress, opening) = (target.clone(), Arc::clone(&progress), Arc::clone(&opening));
-        subscribers.spawn(async move {
-            let outcome = subscribe(&target, events, &progress, &opening).await;
-            if let Err(problem) = &outcome {
-                progress.fail(problem);
-            }
-            (index, outcome)
-        });
-    }
     let started = Instant::now();
-    let opened_by = started + load.patience + Duration::from_millis(5) * load.subscribers as u32;
-    progress.wait(&progress.opened, load.subscribers, opened_by).await.map_err(|opened| {
-        format!("{opened} of {} subscribers connected{}", load.subscribers, progress.failure())
-    })?;
+    let crowd =
+        Crowd::open(&[target.address], &target.subscribe, None, load.subscribers, events, load.patience)
+            .await?;
     let opened_in = started.elapsed();
     let per_subscriber = |kib: u64| kib.saturating_sub(idle_kib) as f64 * 1024.0 / load.subscribers as f64;
     let bytes_per_connected_subscriber = per_subscriber(server.pss_kib());
@@ -158,20 +143,10 @@ pub async fn run(target: &Target, server: ProcessTree, load: Load) -> Result<Mea
     let mut sent = Vec::with_capacity(events);
     let mut deliver = async |seq: usize, sent: &mut Vec<Instant>| -> Result<(), String> {
         sent.push(Instant::now());
-        publisher.publish(&payload(seq)).await
-    };
-    let reach_all = async |seq: usize| {
-        let due = (seq + 1) * load.subscribers;
-        progress.wait(&progress.delivered, due, Instant::now() + load.patience).await.map_err(|delivered| {
-            format!(
-                "{} of the {due} deliveries due by event {seq} never arrived: lost{}",
-                due - delivered,
-                progress.failure()
-            )
-        })
+        publisher.publish(&[payload(seq)]).await
     };
     deliver(0, &mut sent).await?;
-    reach_all(0).await?;
+    crowd.reached(0, load.patience).await?;
     let bytes_per_subscriber = per_subscriber(server.pss_kib());
 
     let mut cpu = Vec::with_capacity(load.rounds);
@@ -182,18 +157,14 @@ pub async fn run(target: &Target, server: ProcessTree, load: Load) -> Result<Mea
         for seq in first..=last {
             deliver(seq, &mut sent).await?;
             if let Pace::OneAtATime = load.pace {
-                reach_all(seq).await?;
+                crowd.reached(seq, load.patience).await?;
             }
         }
-        reach_all(last).await?;
+        crowd.reached(last, load.patience).await?;
         cpu.push((server.cpu_seconds() - server_before, this_process_cpu_seconds() - generator_before));
     }
 
-    let mut arrivals = vec![Vec::new(); load.subscribers];
-    while let Some(finished) = subscribers.join_next().await {
-        let (index, outcome) = finished.map_err(|err| format!("a subscriber panicked: {err}"))?;
-        arrivals[index] = outcome?;
-    }
+    let arrivals = crowd.finish().await?;
     Ok(Measured {
         opened_in,
         bytes_per_subscriber,
@@ -217,9 +188,78 @@ pub async fn run(target: &Target, server: ProcessTree, load: Load) -> Result<Mea
     })
 }
 
+/// Subscribers that each expect the same `events` events (see [`payload`]), and what they have
+/// received so far. Dropped early, it aborts every subscriber still running.
+pub struct Crowd {
+    subscribers: JoinSet<(usize, Result<Vec<Instant>, String>)>,
+    size: usize,
+    progress: Arc<Progress>,
+}
+
+impl Crowd {
+    /// Opens `size` subscribers spread over the servers at `addresses` in turn, each from
+    /// `source` if given (a loopback address of its own gives a process its own ephemeral
+    /// ports), and returns once every stream is open; an error if one cannot open within
+    /// `patience` (and 5 ms a subscriber).
+    pub async fn open(
+        addresses: &[SocketAddr],
+        how: &Subscribe,
+        source: Option<IpAddr>,
+        size: usize,
+        events: usize,
+        patience: Duration,
+    ) -> Result<Self, String> {
+        let progress = Arc::new(Progress::default());
+        let opening = Arc::new(Semaphore::new(OPENING_AT_ONCE));
+        let mut subscribers = JoinSet::new();
+        for index in 0..size {
+            let (address, how) = (addresses[index % addresses.len()], how.clone());
+            let (progress, opening) = (Arc::clone(&progress), Arc::clone(&opening));
+            subscribers.spawn(async move {
+                let outcome = subscribe(address, &how, source, events, &progress, &opening).await;
+                if let Err(problem) = &outcome {
+                    progress.fail(problem);
+                }
+                (index, outcome)
+            });
+        }
+        let crowd = Self { subscribers, size, progress };
+        let opened_by = Instant::now() + patience + Duration::from_millis(5) * size as u32;
+        crowd.progress.wait(&crowd.progress.opened, size, opened_by).await.map_err(|opened| {
+            format!("{opened} of {size} subscribers connected{}", crowd.progress.failure())
+        })?;
+        Ok(crowd)
+    }
+
+    /// Waits until event `seq` and every one before it have reached every subscriber; an error
+    /// names how many deliveries are missing after `patience`, or the first subscriber's failure.
+    pub async fn reached(&self, seq: usize, patience: Duration) -> Result<(), String> {
+        let due = (seq + 1) * self.size;
+        let progress = &self.progress;
+        progress.wait(&progress.delivered, due, Instant::now() + patience).await.map_err(|delivered| {
+            format!(
+                "{} of the {due} deliveries due by event {seq} never arrived: lost{}",
+                due - delivered,
+                progress.failure()
+            )
+        })
+    }
+
+    /// Waits for every subscriber to finish (each keeps reading for a moment after its last event,
+    /// so that a doubled one is noticed); each one's arrival time of every event, by subscriber.
+    pub async fn finish(mut self) -> Result<Vec<Vec<Instant>>, String> {
+        let mut arrivals = vec![Vec::new(); self.size];
+        while let Some(finished) = self.subscribers.join_next().await {
+            let (index, outcome) = finished.map_err(|err| format!("a subscriber panicked: {err}"))?;
+            arrivals[index] = outcome?;
+        }
+        Ok(arrivals)
+    }
+}
+
 /// Event `seq`'s data: its number, then filler up to [`PAYLOAD_LEN`] (plain ASCII, so that it
 /// needs no escaping in JSON).
-fn payload(seq: usize) -> String {
+pub fn payload(seq: usize) -> String {
     format!("{seq:08}{}", "x".repeat(PAYLOAD_LEN - 8))
 }
 
@@ -294,14 +334,16 @@ thread_local! {
 /// One subscriber: connects, then reads until it has all `events` and [`DOUBLES_WINDOW`] has
 /// passed without more, returning the arrival time of each event.
 async fn subscribe(
-    target: &Target,
+    address: SocketAddr,
+    how: &Subscribe,
+    source: Option<IpAddr>,
     events: usize,
     progress: &Progress,
     opening: &Semaphore,
 ) -> Result<Vec<Instant>, String> {
     let permit = opening.acquire().await.expect("the semaphore stays open");
-    let mut socket = TcpStream::connect(target.address).await.map_err(|err| format!("connect: {err}"))?;
-    let (framing, read_with_head) = match &target.subscribe {
+    let mut socket = connect(address, source).await.map_err(|err| format!("connect: {err}"))?;
+    let (framing, read_with_head) = match how {
         Subscribe::Http { path } => {
             let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n");
             socket.write_all(request.as_bytes()).await.map_err(|err| format!("request: {err}"))?;
@@ -342,6 +384,14 @@ async fn subscribe(
             .map_err(|problem| format!("{problem} after {} of {events} events", reader.arrivals.len()))?;
         progress.count(&progress.delivered, delivered);
     }
+}
+
+/// A connection to `address`, from `source` (any free port of it) if given.
+async fn connect(address: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else { return TcpStream::connect(address).await };
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(address).await
 }
 
 /// A subscriber's stream as it arrives: its body framing, its partial line, and when each event
@@ -523,8 +573,8 @@ impl Lines {
     }
 }
 
-/// The one publisher, on its own connection.
-struct Publisher {
+/// A publisher on its own keep-alive connection, one request at a time.
+pub struct Publisher {
     target: Target,
     socket: TcpStream,
     last_used: Instant,
@@ -533,7 +583,7 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn connect(target: &Target) -> Result<Self, String> {
+    pub async fn connect(target: &Target) -> Result<Self, String> {
         let socket = Self::open(target.address).await?;
         Ok(Self { target: target.clone(), socket, last_used: Instant::now(), closing: false })
     }
@@ -544,8 +594,9 @@ impl Publisher {
         Ok(socket)
     }
 
-    /// Publishes `data` and waits for the server's answer.
-    async fn publish(&mut self, data: &str) -> Result<(), String> {
+    /// Publishes `data` (several events at once as a batch, where the server takes JSON) and
+    /// waits for the server's answer.
+    pub async fn publish(&mut self, data: &[String]) -> Result<(), String> {
         let outcome = match &self.target.publish {
             Publish::Http { path, bearer, body } => {
                 if self.closing || self.last_used.elapsed() > PUBLISHER_IDLE {
@@ -553,9 +604,17 @@ impl Publisher {
                     self.closing = false;
                 }
                 let (content_type, body) = match body {
-                    PublishBody::Raw => ("text/plain", data.to_owned()),
+                    PublishBody::Raw => match data {
+                        [one] => ("text/plain", one.clone()),
+                        _ => return Err("publish: this server takes one event a request".to_owned()),
+                    },
                     PublishBody::HeraldJson { topic } => {
-                        ("application/json", format!(r#"{{"topic":"{topic}","data":"{data}"}}"#))
+                        let event = |data: &String| format!(r#"{{"topic":"{topic}","data":"{data}"}}"#);
+                        let body = match data {
+                            [one] => event(one),
+                            many => format!("[{}]", many.iter().map(event).collect::<Vec<_>>().join(",")),
+                        };
+                        ("application/json", body)
                     }
                 };
                 let auth = bearer
@@ -569,7 +628,10 @@ impl Publisher {
                 );
                 self.http_exchange(&request).await
             }
-            Publish::ControlLine => self.line_exchange(data).await,
+            Publish::ControlLine => match data {
+                [one] => self.line_exchange(one).await,
+                _ => Err("this server takes one event a request".to_owned()),
+            },
         };
         self.last_used = Instant::now();
         outcome.map_err(|problem| format!("publish: {problem}"))

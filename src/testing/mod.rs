@@ -2,11 +2,9 @@
 //! servers to test against, and the internals they exercise directly; the load generator and
 //! what it measures are the `loadgen` crate's. Nothing here is part of the server.
 
-mod redis;
 mod server;
 
-pub use loadgen::{median, millis, resident_kib, RunningBinary, PATIENCE};
-pub use redis::RedisServer;
+pub use loadgen::{median, millis, resident_kib, RedisServer, RunningBinary, PATIENCE};
 pub use server::{
     gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker, TestApp,
     CALLBACK_SECRET, SESSION_KEY, TOKEN, WORKER_TOKEN,

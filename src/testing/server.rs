@@ -10,9 +10,8 @@ use futures::{Stream, StreamExt};
 use leptos::config::LeptosOptions;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use loadgen::{RunningBinary, PATIENCE};
+use loadgen::{RedisServer, RunningBinary, PATIENCE};
 
-use super::RedisServer;
 use crate::protocol::JobView;
 use crate::server::{Application, Config};
 

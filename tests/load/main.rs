@@ -4,6 +4,7 @@
 
 mod churn;
 mod compare;
+mod scale;
 mod slow_clients;
 
 /// Held for the whole of each test in this binary.

@@ -30,7 +30,7 @@ const PROBE_PATIENCE: Duration = Duration::from_millis(500);
 ///
 /// ```no_run
 /// # async fn example() {
-/// let mut redis = herald::testing::RedisServer::start_persistent().await;
+/// let mut redis = loadgen::RedisServer::start_persistent().await;
 /// redis.command(&["SET", "greeting", "hello"]).await;
 /// redis.stop().await; // a crash: SIGKILL
 /// redis.restart().await; // same port, same data
@@ -108,6 +108,27 @@ impl RedisServer {
             .query_async(&mut self.connection().await)
             .await
             .unwrap_or_else(|err| panic!("{} failed: {err}", args.join(" ")))
+    }
+
+    /// The text of `INFO section`.
+    pub async fn info(&self, section: &str) -> String {
+        match self.command(&["INFO", section]).await {
+            redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => panic!("INFO {section} answered {other:?}"),
+        }
+    }
+
+    /// Redis's CPU time so far, as it reports it (`INFO cpu`: its main thread and its helpers).
+    pub async fn cpu_seconds(&self) -> f64 {
+        let info = self.info("cpu").await;
+        ["used_cpu_sys:", "used_cpu_user:"].iter().map(|field| info_number(&info, field)).sum()
+    }
+
+    /// The memory Redis's allocator holds for its data and itself (`INFO memory`'s
+    /// `used_memory`), in bytes.
+    pub async fn used_memory(&self) -> u64 {
+        info_number(&self.info("memory").await, "used_memory:") as u64
     }
 
     /// Spawns redis-server on `self.port` and waits until it answers `PING`. If it exits first
@@ -209,4 +230,12 @@ async fn answers_ping(port: u16) -> bool {
     }
     let mut reply = [0; 7];
     stream.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// The number after `name` (e.g. `used_memory:`) on its line of an `INFO` text.
+fn info_number(info: &str, name: &str) -> f64 {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number for {name} in INFO"))
 }

@@ -1,0 +1,128 @@
+//! Issue #19's scale benchmark: 100,000 subscribers over six `herald` instances (release build)
+//! on one throwaway `redis-server`, held by seven worker processes on their own loopback source
+//! addresses (`loadgen::scale`), every event published on the first instance. Beside it, in the
+//! same invocation, the baseline: one instance in memory with 10,000 subscribers from one worker,
+//! the same events. Every figure comes with its ratio to the baseline's.
+//!
+//! Prints the table and plots both runs' publish → arrival distributions to
+//! `docs/bench/scale.svg`. A subscriber refused, an event lost, doubled or reordered, or an
+//! instance that took Redis for unavailable fails the benchmark.
+//!
+//! `make bench-scale` (`cargo bench --features testing --bench scale`); needs `redis-server`
+//! (`make setup-test` installs it) and about 3 GB of memory. A few minutes on 2 cores; it stops by
+//! itself. `make test` runs its quick mode (`tests/load/scale.rs`).
+
+use loadgen::scale::{run, ScaleBinaries, ScalePlan, ScaleReport};
+use plotters::prelude::*;
+
+const PLOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/bench/scale.svg");
+
+#[tokio::main]
+async fn main() {
+    let binaries = ScaleBinaries {
+        herald: env!("CARGO_BIN_EXE_herald"),
+        swarm_worker: env!("CARGO_BIN_EXE_swarm-worker"),
+    };
+    let mut reports = Vec::new();
+    for plan in [ScalePlan::baseline(), ScalePlan::full()] {
+        eprintln!("scale: {} subscribers over {} instance(s)…", plan.subscribers, plan.instances);
+        let report =
+            run(&plan, &binaries).await.unwrap_or_else(|problem| panic!("the run failed: {problem}"));
+        reports.push(report);
+    }
+    let (baseline, full) = (&reports[0], &reports[1]);
+    print_report(baseline, full);
+    plot(&reports).expect("the plot is drawn");
+    println!("wrote {PLOT}");
+}
+
+fn print_report(baseline: &ScaleReport, full: &ScaleReport) {
+    let describe = |report: &ScaleReport| {
+        let plan = &report.plan;
+        format!(
+            "{} subscribers, {} instance(s) {}, {} worker(s)",
+            plan.subscribers,
+            plan.instances,
+            if plan.redis { "on Redis" } else { "in memory" },
+            plan.workers
+        )
+    };
+    println!("baseline: {}", describe(baseline));
+    println!("scale:    {}", describe(full));
+    println!(
+        "{} events of 100 B published one at a time on the first instance, then {} in one batch\n",
+        full.plan.events, full.plan.burst
+    );
+    let row = |what: &str, base: f64, scale: f64, unit: &str| {
+        println!("{what:<42} {base:>12.2} {unit:<10} {scale:>12.2} {unit:<10} {:>6.2}x", scale / base);
+    };
+    println!("{:<42} {:>23} {:>23} {:>7}", "", "baseline", "scale", "ratio");
+    row("every stream open in", baseline.opened_in.as_secs_f64(), full.opened_in.as_secs_f64(), "s");
+    row("publish → arrival p50", baseline.p50_ms, full.p50_ms, "ms");
+    row("publish → arrival p99", baseline.p99_ms, full.p99_ms, "ms");
+    row("publish → arrival max", baseline.max_ms, full.max_ms, "ms");
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    row(
+        "PSS per subscriber (mean of the instances)",
+        mean(&baseline.kib_per_subscriber),
+        mean(&full.kib_per_subscriber),
+        "KiB",
+    );
+    row("burst: deliveries per second", baseline.burst_deliveries_per_s, full.burst_deliveries_per_s, "/s");
+    for (index, (subscribers, kib)) in
+        full.subscribers_per_instance.iter().zip(&full.kib_per_subscriber).enumerate()
+    {
+        println!("  instance {index}: {subscribers} subscribers, {kib:.2} KiB of PSS each");
+    }
+    if let (Some(cpu), Some(memory)) = (full.redis_cpu_seconds, full.redis_used_memory) {
+        println!(
+            "redis: {cpu:.2} s of CPU over the {} events and the burst, used_memory {:.1} MiB at the end",
+            full.plan.events,
+            memory as f64 / 1024.0 / 1024.0
+        );
+    }
+    println!(
+        "no subscriber refused, no event lost, doubled or reordered, no instance took Redis for unavailable"
+    );
+}
+
+/// Both runs' publish → arrival distributions: the percentile against the time, log scale.
+fn plot(reports: &[ScaleReport]) -> Result<(), Box<dyn std::error::Error>> {
+    let colours = [BLACK, RGBColor(0, 114, 178)];
+    let highest = reports.iter().map(|report| report.max_ms).fold(1.0, f64::max);
+    let lowest =
+        reports.iter().flat_map(|report| report.percentiles_ms.first()).fold(f64::MAX, |a, &b| a.min(b));
+    std::fs::create_dir_all(std::path::Path::new(PLOT).parent().expect("a directory"))?;
+    let root = SVGBackend::new(PLOT, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("publish → arrival over every delivery", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((lowest.max(0.01) * 0.8..highest * 1.2).log_scale(), 0f64..100f64)?;
+    chart.configure_mesh().x_desc("ms (log scale)").y_desc("percentile").draw()?;
+    for (report, colour) in reports.iter().zip(colours) {
+        let plan = &report.plan;
+        let label = format!(
+            "{} subscribers, {} instance(s) {}",
+            plan.subscribers,
+            plan.instances,
+            if plan.redis { "on Redis" } else { "in memory" }
+        );
+        let points =
+            report.percentiles_ms.iter().enumerate().map(|(percent, &ms)| (ms.max(0.01), percent as f64));
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
