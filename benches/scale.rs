@@ -82,6 +82,10 @@ fn print_report(baseline: &ScaleReport, full: &ScaleReport) {
         );
     }
     println!(
+        "late Redis replies: {} publish(es) answered 503 and sent again with their keys; {} of {} instances logged a late reply",
+        full.publish_retries, full.instances_with_late_replies, full.plan.instances
+    );
+    println!(
         "no subscriber refused, no event lost, doubled or reordered, no instance took Redis for unavailable"
     );
 }

@@ -476,7 +476,7 @@ impl Server {
                     Process::Binary(herald),
                     address,
                     &format!("/events?topic={TOPIC}"),
-                    PublishBody::HeraldJson { topic: TOPIC },
+                    PublishBody::HeraldJson { topic: TOPIC, keyed: false },
                 )
             }
             System::AxumSse => {

@@ -92,8 +92,10 @@ impl RedisServer {
     /// A new connection to the server.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url()).expect("a valid URL");
+        // Long enough for a test's own `DEBUG SLEEP`; a test that hangs still fails.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
         client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap_or_else(|err| panic!("cannot connect to {}: {err}", self.url()))
     }
@@ -175,7 +177,9 @@ impl RedisServer {
             // Its log in its directory, for the message of a failed start.
             .arg("--logfile")
             .arg(self.dir.join("redis.log"))
-            .args(["--save", ""]);
+            .args(["--save", ""])
+            // DEBUG SLEEP, from loopback only: a Redis that is busy, not gone.
+            .args(["--enable-debug-command", "local"]);
         if self.persistent {
             command.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {

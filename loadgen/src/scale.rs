@@ -99,6 +99,10 @@ pub struct ScaleReport {
     /// The burst: deliveries to every subscriber per second, from its request to its last
     /// arrival anywhere.
     pub burst_deliveries_per_s: f64,
+    /// Publishes answered `503` (a Redis reply later than its timeout) and sent again with their
+    /// idempotency keys, and the instances that logged such a late reply.
+    pub publish_retries: usize,
+    pub instances_with_late_replies: usize,
 }
 
 /// Runs `plan`; an error says what failed (the first problem any process saw).
@@ -124,7 +128,7 @@ pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleRepo
         publish: Publish::Http {
             path: "/publish".to_owned(),
             bearer: Some(TOKEN.to_owned()),
-            body: PublishBody::HeraldJson { topic: TOPIC },
+            body: PublishBody::HeraldJson { topic: TOPIC, keyed: true },
         },
     };
     let mut publisher = Publisher::connect(&target).await?;
@@ -142,8 +146,10 @@ pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleRepo
         patience: plan.patience,
     };
     let opening = std::time::Instant::now();
+    eprintln!("scale: opening {} streams from {} workers", plan.subscribers, plan.workers);
     let mut swarm = Swarm::open(Path::new(binaries.swarm_worker), &swarm_plan).await?;
     let opened_in = opening.elapsed();
+    eprintln!("scale: every stream open after {opened_in:?}; publishing");
 
     let mut sent = Vec::with_capacity(events);
     sent.push(monotonic_ns());
@@ -204,9 +210,15 @@ pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleRepo
 
     for (index, instance) in instances.iter().enumerate() {
         if let Some(line) = instance.log().lines().find(|line| line.contains("Redis is unavailable")) {
-            return Err(format!("instance {index} took Redis for unavailable: {line}"));
+            let kept = std::env::temp_dir().join(format!("herald-scale-instance-{index}.log"));
+            let _ = std::fs::write(&kept, instance.log());
+            return Err(format!("instance {index} took Redis for unavailable ({}): {line}", kept.display()));
         }
     }
+    let instances_with_late_replies = instances
+        .iter()
+        .filter(|instance| instance.log().contains("a Redis reply came later than its timeout"))
+        .count();
     Ok(ScaleReport {
         plan: plan.clone(),
         opened_in,
@@ -219,6 +231,8 @@ pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleRepo
         redis_cpu_seconds,
         redis_used_memory,
         burst_deliveries_per_s,
+        publish_retries: publisher.retried,
+        instances_with_late_replies,
     })
 }
 

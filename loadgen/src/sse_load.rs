@@ -66,8 +66,10 @@ pub enum Publish {
 pub enum PublishBody {
     /// The data itself.
     Raw,
-    /// Herald's `{"topic": …, "data": …}`.
-    HeraldJson { topic: &'static str },
+    /// Herald's `{"topic": …, "data": …}`; `keyed`: each event with its data as its idempotency
+    /// key, and a `503` retried after its `Retry-After`, as a backend that must not lose an event
+    /// publishes.
+    HeraldJson { topic: &'static str, keyed: bool },
 }
 
 /// How the timed events are published.
@@ -133,9 +135,16 @@ pub async fn run(target: &Target, server: ProcessTree, load: Load) -> Result<Mea
 
     let events = 1 + load.rounds * load.events_per_round;
     let started = Instant::now();
-    let crowd =
-        Crowd::open(&[target.address], &target.subscribe, None, load.subscribers, events, load.patience)
-            .await?;
+    let crowd = Crowd::open(
+        &[target.address],
+        &target.subscribe,
+        None,
+        Order::Published,
+        load.subscribers,
+        events,
+        load.patience,
+    )
+    .await?;
     let opened_in = started.elapsed();
     let per_subscriber = |kib: u64| kib.saturating_sub(idle_kib) as f64 * 1024.0 / load.subscribers as f64;
     let bytes_per_connected_subscriber = per_subscriber(server.pss_kib());
@@ -199,12 +208,13 @@ pub struct Crowd {
 impl Crowd {
     /// Opens `size` subscribers spread over the servers at `addresses` in turn, each from
     /// `source` if given (a loopback address of its own gives a process its own ephemeral
-    /// ports), and returns once every stream is open; an error if one cannot open within
-    /// `patience` (and 5 ms a subscriber).
+    /// ports), each expecting the events in `order`, and returns once every stream is open; an
+    /// error if one cannot open within `patience` (and 5 ms a subscriber).
     pub async fn open(
         addresses: &[SocketAddr],
         how: &Subscribe,
         source: Option<IpAddr>,
+        order: Order,
         size: usize,
         events: usize,
         patience: Duration,
@@ -216,7 +226,7 @@ impl Crowd {
             let (address, how) = (addresses[index % addresses.len()], how.clone());
             let (progress, opening) = (Arc::clone(&progress), Arc::clone(&opening));
             subscribers.spawn(async move {
-                let outcome = subscribe(address, &how, source, events, &progress, &opening).await;
+                let outcome = subscribe(address, &how, source, order, events, &progress, &opening).await;
                 if let Err(problem) = &outcome {
                     progress.fail(problem);
                 }
@@ -337,6 +347,7 @@ async fn subscribe(
     address: SocketAddr,
     how: &Subscribe,
     source: Option<IpAddr>,
+    order: Order,
     events: usize,
     progress: &Progress,
     opening: &Semaphore,
@@ -362,15 +373,15 @@ async fn subscribe(
     drop(permit);
     progress.count(&progress.opened, 1);
 
-    let mut reader = Reader { body: framing, lines: Lines::default(), arrivals: Vec::with_capacity(events) };
+    let mut reader = Reader::new(framing, order, events);
     progress.count(&progress.delivered, reader.take(&read_with_head, Instant::now())?);
     loop {
-        let readable = if reader.arrivals.len() < events {
+        let readable = if reader.received < events {
             socket.readable().await
         } else {
             match tokio::time::timeout(DOUBLES_WINDOW, socket.readable()).await {
                 Ok(readable) => readable,
-                Err(_quiet) => return Ok(reader.arrivals),
+                Err(_quiet) => return Ok(reader.into_arrivals()),
             }
         };
         readable.map_err(|err| format!("poll: {err}"))?;
@@ -380,18 +391,46 @@ async fn subscribe(
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
             Err(err) => Err(format!("read: {err}")),
         });
-        let delivered = delivered
-            .map_err(|problem| format!("{problem} after {} of {events} events", reader.arrivals.len()))?;
+        let delivered =
+            delivered.map_err(|problem| format!("{problem} after {} of {events} events", reader.received))?;
         progress.count(&progress.delivered, delivered);
     }
 }
 
 /// A connection to `address`, from `source` (any free port of it) if given.
 async fn connect(address: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    use std::os::fd::AsRawFd;
+
     let Some(source) = source else { return TcpStream::connect(address).await };
     let socket = TcpSocket::new_v4()?;
+    // The port is chosen at connect, for this destination, instead of at bind among every port of
+    // the address: with thousands bound, bind's search made opening 100,000 streams take a minute.
+    let yes: libc::c_int = 1;
+    // SAFETY: setsockopt reads an int of the size given from a live local.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&yes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     socket.bind(SocketAddr::new(source, 0))?;
     socket.connect(address).await
+}
+
+/// In which order a subscriber must receive the events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// In the order of their data's numbers: one publisher, one request at a time.
+    Published,
+    /// Each once, in the order of their SSE ids, whatever their numbers: publishers side by side,
+    /// whose events the server puts in order.
+    ById,
 }
 
 /// A subscriber's stream as it arrives: its body framing, its partial line, and when each event
@@ -399,39 +438,82 @@ async fn connect(address: SocketAddr, source: Option<IpAddr>) -> std::io::Result
 struct Reader {
     body: Body,
     lines: Lines,
-    arrivals: Vec<Instant>,
+    order: Order,
+    /// When each event arrived, by its number (`None`: not yet).
+    arrivals: Vec<Option<Instant>>,
+    received: usize,
+    /// The sequence number of the `id:` line of the event being read, and of the last event.
+    id: Option<u64>,
+    last_id: u64,
 }
 
 impl Reader {
+    fn new(body: Body, order: Order, events: usize) -> Self {
+        Self {
+            body,
+            lines: Lines::default(),
+            order,
+            arrivals: vec![None; events],
+            received: 0,
+            id: None,
+            last_id: 0,
+        }
+    }
+
     /// Takes bytes read at `at`; returns how many events they completed, or what was wrong
     /// with them (an event out of order or twice, or data the generator never sent).
     fn take(&mut self, wire: &[u8], at: Instant) -> Result<usize, String> {
-        let Self { body, lines, arrivals } = self;
-        let before = arrivals.len();
+        let Self { body, lines, order, arrivals, received, id, last_id } = self;
+        let before = *received;
         let mut problem = None;
         body.decode(wire, |decoded| {
             lines.feed(decoded, |line| {
+                if let Some(text) = line.strip_prefix(b"id:") {
+                    *id = std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|text| text.trim().rsplit_once('-')?.1.parse().ok());
+                    return;
+                }
                 let Some(data) = line.strip_prefix(b"data:") else { return };
                 let data = data.strip_prefix(b" ").unwrap_or(data);
-                match sequence_number(data) {
-                    Some(seq) if seq == arrivals.len() => arrivals.push(at),
-                    Some(seq) => {
-                        problem.get_or_insert(format!(
-                            "event {seq} arrived where event {} was due",
-                            arrivals.len()
-                        ));
+                let due = match (sequence_number(data), *order) {
+                    (None, _) => Err(format!("unexpected data: {:?}", String::from_utf8_lossy(data))),
+                    (Some(seq), Order::Published) if seq != *received => {
+                        Err(format!("event {seq} arrived where event {received} was due"))
                     }
-                    None => {
-                        problem
-                            .get_or_insert(format!("unexpected data: {:?}", String::from_utf8_lossy(data)));
+                    (Some(seq), _) if arrivals.get(seq).is_none_or(Option::is_some) => {
+                        Err(format!("event {seq} arrived twice, or was never sent"))
+                    }
+                    (Some(seq), Order::ById) => match id.take() {
+                        Some(this) if this > *last_id => {
+                            *last_id = this;
+                            Ok(seq)
+                        }
+                        Some(this) => Err(format!("event id {this} came after id {last_id}")),
+                        None => Err(format!("event {seq} came without an id")),
+                    },
+                    (Some(seq), Order::Published) => Ok(seq),
+                };
+                match due {
+                    Ok(seq) => {
+                        arrivals[seq] = Some(at);
+                        *received += 1;
+                    }
+                    Err(found) => {
+                        problem.get_or_insert(found);
                     }
                 }
             })
         })?;
         match problem {
             Some(problem) => Err(problem),
-            None => Ok(arrivals.len() - before),
+            None => Ok(*received - before),
         }
+    }
+
+    /// When each event arrived, once all have.
+    fn into_arrivals(self) -> Vec<Instant> {
+        self.arrivals.into_iter().map(|at| at.expect("every event arrived")).collect()
     }
 }
 
@@ -573,6 +655,32 @@ impl Lines {
     }
 }
 
+/// Why a publish request failed.
+enum Refusal {
+    /// `503` with `Retry-After`: worth sending again after it.
+    Busy {
+        retry_after: Duration,
+    },
+    Other(String),
+}
+
+impl From<String> for Refusal {
+    fn from(problem: String) -> Self {
+        Self::Other(problem)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Busy { retry_after } => {
+                write!(f, "refused with 503, Retry-After {}", retry_after.as_secs())
+            }
+            Self::Other(problem) => f.write_str(problem),
+        }
+    }
+}
+
 /// A publisher on its own keep-alive connection, one request at a time.
 pub struct Publisher {
     target: Target,
@@ -580,12 +688,17 @@ pub struct Publisher {
     last_used: Instant,
     /// The server's last answer said `Connection: close` (nginx does after 1,000 requests).
     closing: bool,
+    /// Requests answered `503` and sent again (keyed Herald publishes only).
+    pub retried: usize,
 }
+
+/// How many times a keyed publish is sent again after a `503`.
+const RETRIES: usize = 5;
 
 impl Publisher {
     pub async fn connect(target: &Target) -> Result<Self, String> {
         let socket = Self::open(target.address).await?;
-        Ok(Self { target: target.clone(), socket, last_used: Instant::now(), closing: false })
+        Ok(Self { target: target.clone(), socket, last_used: Instant::now(), closing: false, retried: 0 })
     }
 
     async fn open(address: SocketAddr) -> Result<TcpStream, String> {
@@ -597,24 +710,26 @@ impl Publisher {
     /// Publishes `data` (several events at once as a batch, where the server takes JSON) and
     /// waits for the server's answer.
     pub async fn publish(&mut self, data: &[String]) -> Result<(), String> {
-        let outcome = match &self.target.publish {
+        let target = self.target.clone();
+        let outcome = match &target.publish {
             Publish::Http { path, bearer, body } => {
-                if self.closing || self.last_used.elapsed() > PUBLISHER_IDLE {
-                    self.socket = Self::open(self.target.address).await?;
-                    self.closing = false;
-                }
-                let (content_type, body) = match body {
+                let (content_type, body, retries) = match body {
                     PublishBody::Raw => match data {
-                        [one] => ("text/plain", one.clone()),
+                        [one] => ("text/plain", one.clone(), 0),
                         _ => return Err("publish: this server takes one event a request".to_owned()),
                     },
-                    PublishBody::HeraldJson { topic } => {
-                        let event = |data: &String| format!(r#"{{"topic":"{topic}","data":"{data}"}}"#);
+                    PublishBody::HeraldJson { topic, keyed } => {
+                        let event = |data: &String| match keyed {
+                            true => {
+                                format!(r#"{{"topic":"{topic}","data":"{data}","idempotency_key":"{data}"}}"#)
+                            }
+                            false => format!(r#"{{"topic":"{topic}","data":"{data}"}}"#),
+                        };
                         let body = match data {
                             [one] => event(one),
                             many => format!("[{}]", many.iter().map(event).collect::<Vec<_>>().join(",")),
                         };
-                        ("application/json", body)
+                        ("application/json", body, if *keyed { RETRIES } else { 0 })
                     }
                 };
                 let auth = bearer
@@ -626,7 +741,23 @@ impl Publisher {
                      Content-Length: {}\r\n\r\n{body}",
                     body.len()
                 );
-                self.http_exchange(&request).await
+                let mut attempt = 0;
+                loop {
+                    if self.closing || self.last_used.elapsed() > PUBLISHER_IDLE {
+                        self.socket = Self::open(self.target.address).await?;
+                        self.closing = false;
+                    }
+                    let outcome = self.http_exchange(&request).await;
+                    self.last_used = Instant::now();
+                    match outcome {
+                        Err(Refusal::Busy { retry_after }) if attempt < retries => {
+                            attempt += 1;
+                            self.retried += 1;
+                            tokio::time::sleep(retry_after).await;
+                        }
+                        outcome => break outcome.map_err(|refusal| refusal.to_string()),
+                    }
+                }
             }
             Publish::ControlLine => match data {
                 [one] => self.line_exchange(one).await,
@@ -637,7 +768,7 @@ impl Publisher {
         outcome.map_err(|problem| format!("publish: {problem}"))
     }
 
-    async fn http_exchange(&mut self, request: &str) -> Result<(), String> {
+    async fn http_exchange(&mut self, request: &str) -> Result<(), Refusal> {
         self.socket.write_all(request.as_bytes()).await.map_err(|err| err.to_string())?;
         let (head, mut body) = read_head(&mut self.socket).await?;
         let status = status_code(&head)?;
@@ -656,14 +787,18 @@ impl Publisher {
         while !complete(&body) {
             let read = self.socket.read(&mut buffer).await.map_err(|err| err.to_string())?;
             if read == 0 {
-                return Err("the server hung up mid-answer".to_owned());
+                return Err(Refusal::Other("the server hung up mid-answer".to_owned()));
             }
             body.extend_from_slice(&buffer[..read]);
         }
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(format!("refused with {status}: {}", String::from_utf8_lossy(&body)))
+        match status {
+            200..300 => Ok(()),
+            503 if header(&head, "retry-after").is_some() => Err(Refusal::Busy {
+                retry_after: Duration::from_secs(
+                    header(&head, "retry-after").and_then(|seconds| seconds.parse().ok()).unwrap_or(1),
+                ),
+            }),
+            _ => Err(Refusal::Other(format!("refused with {status}: {}", String::from_utf8_lossy(&body)))),
         }
     }
 

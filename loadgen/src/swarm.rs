@@ -21,7 +21,7 @@ use tokio::{
     process::{Child, ChildStdout, Command},
 };
 
-use crate::sse_load::{Crowd, Subscribe};
+use crate::sse_load::{Crowd, Order, Subscribe};
 
 /// The most streams one worker holds: below the 20,000 open files a process may have here, with
 /// room for the runtime's own.
@@ -199,7 +199,8 @@ async fn work(arguments: Vec<String>) -> Result<(), String> {
 
     // Where this process's `Instant`s sit on the shared clock.
     let (base, base_ns) = (Instant::now(), monotonic_ns());
-    let crowd = Crowd::open(&targets, &how, Some(source), subscribers, events, patience).await?;
+    let crowd =
+        Crowd::open(&targets, &how, Some(source), Order::Published, subscribers, events, patience).await?;
     println!("open");
     for seq in 0..events {
         crowd.reached(seq, patience).await?;

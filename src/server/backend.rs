@@ -20,7 +20,15 @@ use super::{
 #[derive(Clone)]
 pub(crate) enum Backend {
     Memory,
-    Redis { redis: Redis, series: RedisSeries },
+    /// Boxed: its connections and series make it far larger than the other variant.
+    Redis(Box<OnRedis>),
+}
+
+/// The Redis backend's connection and what it reports.
+#[derive(Clone)]
+pub(crate) struct OnRedis {
+    redis: Redis,
+    series: RedisSeries,
 }
 
 impl Backend {
@@ -29,7 +37,7 @@ impl Backend {
             None => Self::Memory,
             Some(url) => {
                 let series = RedisSeries::default();
-                Self::Redis { redis: Redis::open(url, series.up.clone()), series }
+                Self::Redis(Box::new(OnRedis { redis: Redis::open(url, series.health.clone()), series }))
             }
         }
     }
@@ -38,9 +46,7 @@ impl Backend {
     pub(crate) fn hub(&self, settings: HubSettings, shutdown: &CancellationToken) -> Arc<Hub> {
         match self {
             Self::Memory => Hub::new(Hub::new_incarnation(), settings),
-            Self::Redis { redis, series } => {
-                Hub::on_redis(redis.clone(), settings, series.reader.clone(), shutdown)
-            }
+            Self::Redis(on) => Hub::on_redis(on.redis.clone(), settings, on.series.reader.clone(), shutdown),
         }
     }
 
@@ -53,9 +59,7 @@ impl Backend {
     ) -> Registry {
         match self {
             Self::Memory => Registry::in_memory(max_jobs, max_per_session),
-            Self::Redis { redis, .. } => {
-                Registry::in_redis(redis.clone(), max_jobs, max_per_session, timeout)
-            }
+            Self::Redis(on) => Registry::in_redis(on.redis.clone(), max_jobs, max_per_session, timeout),
         }
     }
 
@@ -63,7 +67,7 @@ impl Backend {
     pub(crate) fn replay_guard(&self, tolerance: Duration) -> Replays {
         match self {
             Self::Memory => Replays::in_memory(tolerance),
-            Self::Redis { redis, .. } => Replays::in_redis(redis.clone(), tolerance),
+            Self::Redis(on) => Replays::in_redis(on.redis.clone(), tolerance),
         }
     }
 
@@ -72,7 +76,7 @@ impl Backend {
     pub(crate) fn is_up(&self) -> bool {
         match self {
             Self::Memory => true,
-            Self::Redis { redis, .. } => redis.is_up(),
+            Self::Redis(on) => on.redis.is_up(),
         }
     }
 
@@ -80,7 +84,7 @@ impl Backend {
     pub(crate) fn redis_series(&self) -> Option<&RedisSeries> {
         match self {
             Self::Memory => None,
-            Self::Redis { series, .. } => Some(series),
+            Self::Redis(on) => Some(&on.series),
         }
     }
 }

@@ -64,10 +64,12 @@ impl ApiError {
         Self::Invalid(InvalidField::new(field, reason))
     }
 
-    /// 503 with `Retry-After` while Redis does not answer: nothing was stored.
+    /// 503 with `Retry-After` while Redis does not answer in time.
     pub(crate) fn unavailable() -> Self {
         Self::Busy {
-            message: "Redis is unavailable, so nothing was stored; retry in a moment".to_owned(),
+            message: "Redis did not answer in time; retry in a moment, with the same Idempotency-Key if you \
+                      gave one (a late reply may mean it was stored after all)"
+                .to_owned(),
             retry_after: Duration::from_secs(1),
         }
     }

@@ -19,6 +19,7 @@ use prometheus_client::{
 };
 
 use super::hub::{HubStats, ReaderStats};
+use super::redis::HealthSeries;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RouteLabel {
@@ -50,8 +51,7 @@ pub(crate) struct Metrics {
 /// The series of the Redis backend, registered only when it is configured.
 #[derive(Clone, Default)]
 pub(crate) struct RedisSeries {
-    /// 1 while Redis answers, 0 while it does not.
-    pub up: Gauge,
+    pub health: HealthSeries,
     pub reader: ReaderStats,
 }
 
@@ -148,8 +148,13 @@ impl Metrics {
         if let Some(redis) = redis {
             registry.register(
                 "herald_redis_up",
-                "1 while the last command to Redis was answered, 0 while Redis is unavailable",
-                redis.up.clone(),
+                "1 while Redis answers, 0 while it is unavailable (a refused or dropped connection, an error, or a late reply followed by an unanswered probe)",
+                redis.health.up.clone(),
+            );
+            registry.register(
+                "herald_redis_slow_replies",
+                "Replies from Redis later than their timeout while it counted as up: that command failed, and a probe decided whether Redis is down",
+                redis.health.slow_replies.clone(),
             );
             registry.register(
                 "herald_redis_reader_lag_milliseconds",

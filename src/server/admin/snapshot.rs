@@ -85,7 +85,7 @@ impl Snapshot {
                 .map(|(status, count)| (status.to_string(), count))
                 .collect(),
             latency: stats.publish_to_write.counts(),
-            redis_up: redis.map(|series| series.up.get() == 1),
+            redis_up: redis.map(|series| series.health.up.get() == 1),
             reader_lag_ms: redis.map(|series| series.reader.lag_ms.get()),
             by_subscribers: busiest
                 .by_subscribers

@@ -993,8 +993,7 @@ mod tests {
             #[cfg(feature = "testing")]
             pub(super) async fn on_redis(settings: HubSettings) -> Self {
                 let server = crate::testing::RedisServer::start().await;
-                let up = prometheus_client::metrics::gauge::Gauge::default();
-                let redis = Redis::open(&server.url().parse().expect("a Redis URL"), up);
+                let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Default::default());
                 let shutdown = CancellationToken::new();
                 let hub = Hub::on_redis(redis, settings, ReaderStats::default(), &shutdown);
                 hub.following(Duration::from_secs(5)).await;

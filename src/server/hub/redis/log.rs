@@ -134,7 +134,6 @@ impl RedisLog {
 mod tests {
     use std::time::Duration;
 
-    use prometheus_client::metrics::gauge::Gauge;
     use redis::Value;
     use tokio_util::sync::CancellationToken;
 
@@ -151,7 +150,7 @@ mod tests {
     #[tokio::test]
     async fn one_purge_forgets_every_idle_topic_however_many_there_are() {
         let server = crate::testing::RedisServer::start().await;
-        let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Gauge::default());
+        let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Default::default());
         let shutdown = CancellationToken::new();
         let settings =
             HubSettings { history_age: Duration::from_millis(200), ..crate::server::hub::tests::settings() };
