@@ -16,14 +16,16 @@
 //!
 //! Memory and Redis rounds alternate, so that a change in the machine's load hits both alike;
 //! the figures are medians over the rounds, and the Redis ones are also given as a ratio to the
-//! memory ones of the same run. The load generator (HTTP/1.1 written by hand on raw sockets) and
-//! the subscribers run in this process, on the same cores as the servers and Redis: the times are
-//! what a client on the same machine sees. A lost, doubled or reordered event fails the run.
+//! memory ones of the same run. The load generator (`loadgen`: HTTP/1.1 written by hand on raw
+//! sockets) and the subscribers run in this process, on the same cores as the servers and Redis:
+//! the times are what a client on the same machine sees. A lost, doubled or reordered event fails
+//! the run.
 //!
 //! `make bench-cluster` (`cargo bench --features testing --bench cluster`); needs `redis-server`
 //! (`make setup-test` installs it). It takes under a minute and stops by itself.
 
 use std::{
+    net::SocketAddr,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -31,13 +33,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald::testing::{gauge, median, millis, RedisServer, RunningBinary, PATIENCE, TOKEN};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    sync::mpsc,
-    task::JoinHandle,
+use herald::testing::{gauge, millis, RedisServer, RunningBinary, TOKEN};
+use loadgen::{
+    median,
+    sse_load::{payload, Crowd, Order, Publish, PublishBody, Publisher, Subscribe, Target},
 };
+use tokio::task::JoinHandle;
 
 /// Subscribers of the latency test, split evenly over the instances.
 const LATENCY_SUBSCRIBERS: usize = 1_000;
@@ -55,10 +56,6 @@ const IN_FLIGHT: usize = 64;
 /// Subscribers that check a throughput round's events, split evenly over the instances: as many
 /// in memory as on Redis, so that both deliver every event the same number of times.
 const FLOOD_SUBSCRIBERS: usize = 20;
-/// Every event's data: 100 bytes, as in `benches/capacity.rs`. Plain ASCII, so that it goes into
-/// the JSON body without escaping.
-const PAYLOAD: &str =
-    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 /// Each subscriber's queue in the latency test: Herald's default. Events come one at a time there.
 const LATENCY_QUEUE_LEN: &str = "256";
 /// Each subscriber's queue in the throughput test, above the default 256. An instance on Redis
@@ -98,8 +95,7 @@ async fn main() {
 struct Cluster {
     /// Before `redis`, so that the instances are killed before their Redis is.
     instances: Vec<RunningBinary>,
-    /// `host:port` of each instance.
-    addresses: Vec<String>,
+    addresses: Vec<SocketAddr>,
     redis: Option<RedisServer>,
 }
 
@@ -116,6 +112,19 @@ impl Cluster {
             started.push(start_instance(Some(&redis.url()), queue_len).await);
         }
         Self { addresses: started.iter().map(address_of).collect(), instances: started, redis: Some(redis) }
+    }
+
+    /// Instance `index`, as the load generator reaches it for `topic`.
+    fn target(&self, index: usize, topic: &'static str) -> Target {
+        Target {
+            address: self.addresses[index],
+            subscribe: Subscribe::Http { path: format!("/events?topic={topic}") },
+            publish: Publish::Http {
+                path: "/publish".to_owned(),
+                bearer: Some(TOKEN.to_owned()),
+                body: PublishBody::HeraldJson { topic, keyed: false },
+            },
+        }
     }
 
     /// How many subscribers the instances have dropped for a full queue, all told.
@@ -144,7 +153,7 @@ async fn start_instance(redis_url: Option<&str>, queue_len: &str) -> RunningBina
         ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
         ("HERALD_PUBLISH_TOKEN", TOKEN),
         // Instances that share a Redis must share their session key too, or Herald refuses to start.
-        ("HERALD_SESSION_KEY", "the benchmark's session key, 32 bytes or more"),
+        ("HERALD_SESSION_KEY", "the benchmark's session key of 32 bytes or more"),
         ("HERALD_MAX_SUBSCRIBERS", "5000"),
         // Every subscriber comes from 127.0.0.1.
         ("HERALD_MAX_STREAMS_PER_CLIENT", "5000"),
@@ -161,8 +170,8 @@ async fn start_instance(redis_url: Option<&str>, queue_len: &str) -> RunningBina
     RunningBinary::start(env!("CARGO_BIN_EXE_herald"), &env).await
 }
 
-fn address_of(instance: &RunningBinary) -> String {
-    instance.url.trim_start_matches("http://").to_owned()
+fn address_of(instance: &RunningBinary) -> SocketAddr {
+    instance.url.trim_start_matches("http://").parse().expect("a loopback address")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,123 +193,100 @@ struct Latency {
     other_instance: Option<Percentiles>,
 }
 
-/// A subscriber's report of one event.
-struct Arrival {
-    instance: usize,
-    seq: u64,
-    at: Instant,
-}
-
 /// A cluster with the latency test's subscribers open, and a publisher on each instance.
-struct Crowd {
-    cluster: Cluster,
+struct LatencyCrowd {
+    instances: usize,
+    crowd: Crowd,
     publishers: Vec<Publisher>,
-    arrivals: mpsc::UnboundedReceiver<Arrival>,
+    /// When each event was published, by its number.
+    sent: Vec<Instant>,
+    /// Kept running until the crowd has finished.
+    _cluster: Cluster,
 }
 
 const CROWD_TOPIC: &str = "crowd";
 
 async fn compare_latency() -> (Latency, Latency) {
-    let mut memory = Crowd::gather(Cluster::in_memory(LATENCY_QUEUE_LEN).await).await;
-    let mut redis = Crowd::gather(Cluster::on_redis(2, LATENCY_QUEUE_LEN).await).await;
-    let (mut memory_rounds, mut redis_rounds) = (Vec::new(), Vec::new());
+    let mut memory = LatencyCrowd::gather(Cluster::in_memory(LATENCY_QUEUE_LEN).await).await;
+    let mut redis = LatencyCrowd::gather(Cluster::on_redis(2, LATENCY_QUEUE_LEN).await).await;
     for _ in 0..ROUNDS {
-        memory_rounds.push(memory.time_deliveries().await);
-        redis_rounds.push(redis.time_deliveries().await);
+        memory.publish_round().await;
+        redis.publish_round().await;
     }
-    (median_latency(&memory_rounds), median_latency(&redis_rounds))
+    (median_latency(&memory.rounds().await), median_latency(&redis.rounds().await))
 }
 
-impl Crowd {
-    /// Opens [`LATENCY_SUBSCRIBERS`] streams, spread evenly over the instances, and warms up
-    /// each instance's publish path (the first publish on Redis loads the script and the epoch).
+impl LatencyCrowd {
+    /// Opens [`LATENCY_SUBSCRIBERS`] streams, spread evenly over the instances (subscriber `i` on
+    /// instance `i % instances`), and warms up each instance's publish path with an event of its
+    /// own (the first publish on Redis loads the script and the epoch).
     async fn gather(cluster: Cluster) -> Self {
-        let (report, arrivals) = mpsc::unbounded_channel();
-        let (opened, mut open) = mpsc::unbounded_channel();
-        let per_instance = LATENCY_SUBSCRIBERS / cluster.addresses.len();
-        for (instance, address) in cluster.addresses.iter().enumerate() {
-            for _ in 0..per_instance {
-                let (address, report, opened) = (address.clone(), report.clone(), opened.clone());
-                tokio::spawn(async move {
-                    let mut stream = RawStream::open(&address, CROWD_TOPIC).await;
-                    let _ = opened.send(());
-                    report_arrivals(&mut stream, instance, &report).await;
-                });
-            }
-        }
-        for _ in 0..per_instance * cluster.addresses.len() {
-            tokio::time::timeout(PATIENCE * 6, open.recv())
-                .await
-                .ok()
-                .flatten()
-                .expect("not every subscriber could open its stream");
-        }
-        let mut publishers = Vec::new();
-        for address in &cluster.addresses {
-            let mut publisher = Publisher::connect(address).await;
-            publisher.publish("warm-up", PAYLOAD, 1).await;
-            publishers.push(publisher);
-        }
-        Self { cluster, publishers, arrivals }
-    }
-
-    /// Publishes [`LATENCY_EVENTS`] events one at a time, alternating between the instances,
-    /// and times each one's arrival at every subscriber. Panics if any subscriber misses one,
-    /// gets one twice, or gets them out of order.
-    async fn time_deliveries(&mut self) -> Latency {
-        let instances = self.cluster.addresses.len();
+        let instances = cluster.addresses.len();
+        let events = instances + ROUNDS * LATENCY_EVENTS;
+        let how = Subscribe::Http { path: format!("/events?topic={CROWD_TOPIC}") };
         let subscribers = LATENCY_SUBSCRIBERS / instances * instances;
-        let (mut all, mut same, mut other) = (Vec::new(), Vec::new(), Vec::new());
-        for event in 0..LATENCY_EVENTS {
-            let on = event % instances;
-            let sent = Instant::now();
-            let seq = self.publishers[on].publish(CROWD_TOPIC, PAYLOAD, 1).await[0];
-            // Arrivals may come before the publish answer (the in-memory hub delivers first);
-            // the channel keeps them.
-            for reached in 0..subscribers {
-                let arrival = match tokio::time::timeout(DELIVERY_LIMIT, self.arrivals.recv()).await {
-                    Ok(Some(arrival)) => arrival,
-                    _ => panic!("event {seq} reached {reached} of {subscribers} subscribers within {DELIVERY_LIMIT:?}: events were lost"),
-                };
-                assert_eq!(
-                    arrival.seq, seq,
-                    "a subscriber on instance {} got event {} while every subscriber was still owed event {seq}: \
-                     an event was lost, doubled or reordered",
-                    arrival.instance, arrival.seq,
-                );
-                let took = arrival.at - sent;
-                all.push(took);
-                if arrival.instance == on {
-                    same.push(took)
-                } else {
-                    other.push(took)
-                }
-            }
+        let crowd = Crowd::open(
+            &cluster.addresses,
+            &how,
+            None,
+            Order::Published,
+            subscribers,
+            events,
+            DELIVERY_LIMIT,
+        )
+        .await
+        .expect("every subscriber opens its stream");
+        let mut latency =
+            Self { instances, crowd, publishers: Vec::new(), sent: Vec::new(), _cluster: cluster };
+        for index in 0..instances {
+            let publisher = Publisher::connect(&latency._cluster.target(index, CROWD_TOPIC)).await;
+            latency.publishers.push(publisher.expect("the instance takes a publisher"));
+            latency.publish(index).await;
         }
-        // A doubled last event would arrive after the count was complete.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(extra) = self.arrivals.try_recv() {
-            panic!("event {} arrived once more than there are subscribers: doubled", extra.seq);
-        }
-        let split = instances > 1;
-        Latency {
-            all: percentiles(all),
-            same_instance: split.then(|| percentiles(same)),
-            other_instance: split.then(|| percentiles(other)),
+        latency
+    }
+
+    /// Publishes event `seq` on instance `seq % instances` and waits until it has reached every
+    /// subscriber; panics if any misses it, gets it twice, or out of order.
+    async fn publish(&mut self, seq: usize) {
+        self.sent.push(Instant::now());
+        self.publishers[seq % self.instances].publish(&[payload(seq)]).await.expect("a publish is accepted");
+        self.crowd.reached(seq, DELIVERY_LIMIT).await.unwrap_or_else(|problem| panic!("{problem}"));
+    }
+
+    /// Publishes [`LATENCY_EVENTS`] events one at a time, alternating between the instances.
+    async fn publish_round(&mut self) {
+        for _ in 0..LATENCY_EVENTS {
+            self.publish(self.sent.len()).await;
         }
     }
-}
 
-/// Reports every event `stream` receives, until it ends.
-async fn report_arrivals(stream: &mut RawStream, instance: usize, report: &mpsc::UnboundedSender<Arrival>) {
-    let mut seqs = Vec::new();
-    while stream.read_ids(&mut seqs).await {
-        let at = Instant::now();
-        for seq in seqs.drain(..) {
-            if report.send(Arrival { instance, seq, at }).is_err() {
-                return;
-            }
-        }
+    /// Each round's deliveries, timed from each event's publish request to its arrival.
+    async fn rounds(self) -> Vec<Latency> {
+        let arrivals = self.crowd.finish().await.unwrap_or_else(|problem| panic!("{problem}"));
+        let split = self.instances > 1;
+        (0..ROUNDS)
+            .map(|round| {
+                let (mut all, mut same, mut other) = (Vec::new(), Vec::new(), Vec::new());
+                for seq in
+                    self.instances + round * LATENCY_EVENTS..self.instances + (round + 1) * LATENCY_EVENTS
+                {
+                    for (subscriber, times) in arrivals.iter().enumerate() {
+                        let took = times[seq] - self.sent[seq];
+                        all.push(took);
+                        match subscriber % self.instances == seq % self.instances {
+                            true => same.push(took),
+                            false => other.push(took),
+                        }
+                    }
+                }
+                Latency {
+                    all: percentiles(all),
+                    same_instance: split.then(|| percentiles(same)),
+                    other_instance: split.then(|| percentiles(other)),
+                }
+            })
+            .collect()
     }
 }
 
@@ -385,32 +371,35 @@ async fn compare_throughput() -> (Throughput, Throughput, Throughput) {
     let redis = Cluster::on_redis(2, FLOOD_QUEUE_LEN).await;
     let (mut memory_rounds, mut redis_rounds, mut batched_rounds) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        memory_rounds.push(flood(&memory, &format!("flood-{round}"), 1).await);
-        redis_rounds.push(flood(&redis, &format!("flood-{round}"), 1).await);
-        batched_rounds.push(flood(&redis, &format!("batched-{round}"), BATCH).await);
+        // A topic per round, so that no earlier round's events are in the way.
+        let topic = |kind: &str| -> &'static str { format!("{kind}-{round}").leak() };
+        memory_rounds.push(flood(&memory, topic("flood"), 1).await);
+        redis_rounds.push(flood(&redis, topic("flood"), 1).await);
+        batched_rounds.push(flood(&redis, topic("batched"), BATCH).await);
     }
     (median_throughput(&memory_rounds), median_throughput(&redis_rounds), median_throughput(&batched_rounds))
 }
 
 /// Publishes [`FLOOD_EVENTS`] events to `topic` as fast as `/publish` takes them, `batch` events
-/// a request and [`IN_FLIGHT`] requests at a time spread over the instances, and checks that each
-/// subscriber got exactly the accepted events, in the order of their ids. A topic per round, so
-/// that no earlier round's events are in the way.
-async fn flood(cluster: &Cluster, topic: &str, batch: usize) -> Throughput {
-    let topic = topic.to_owned();
-    let mut subscribers = Vec::new();
-    for (instance, address) in cluster.addresses.iter().enumerate() {
-        for _ in 0..FLOOD_SUBSCRIBERS / cluster.addresses.len() {
-            let stream = RawStream::open(address, &topic).await;
-            subscribers.push((instance, Subscriber::spawn(stream, FLOOD_EVENTS)));
-        }
-    }
+/// a request and [`IN_FLIGHT`] requests at a time spread over the instances, while
+/// [`FLOOD_SUBSCRIBERS`] check that each gets every event once, in the order of their ids.
+async fn flood(cluster: &Cluster, topic: &'static str, batch: usize) -> Throughput {
+    let how = Subscribe::Http { path: format!("/events?topic={topic}") };
+    let subscribers = Crowd::open(
+        &cluster.addresses,
+        &how,
+        None,
+        Order::ById,
+        FLOOD_SUBSCRIBERS,
+        FLOOD_EVENTS,
+        DELIVERY_LIMIT,
+    )
+    .await
+    .expect("every subscriber opens its stream");
     let mut publishers = Vec::new();
     for slot in 0..IN_FLIGHT {
-        let mut publisher = Publisher::connect(&cluster.addresses[slot % cluster.addresses.len()]).await;
-        // Each connection's first request is not part of the measure.
-        publisher.publish("warm-up", PAYLOAD, 1).await;
-        publishers.push(publisher);
+        let publisher = Publisher::connect(&cluster.target(slot % cluster.addresses.len(), topic)).await;
+        publishers.push(publisher.expect("the instance takes a publisher"));
     }
     if let Some(redis) = &cluster.redis {
         redis.command(&["CONFIG", "RESETSTAT"]).await;
@@ -419,48 +408,37 @@ async fn flood(cluster: &Cluster, topic: &str, batch: usize) -> Throughput {
     let cpu_before = cluster.cpu_seconds().await;
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
-    let senders: Vec<JoinHandle<Vec<u64>>> = publishers
+    let senders: Vec<JoinHandle<()>> = publishers
         .into_iter()
         .map(|mut publisher| {
-            let (next, topic) = (Arc::clone(&next), topic.clone());
+            let next = Arc::clone(&next);
             tokio::spawn(async move {
-                let mut seqs = Vec::with_capacity(FLOOD_EVENTS / IN_FLIGHT + 1);
-                while next.fetch_add(batch, Ordering::Relaxed) < FLOOD_EVENTS {
-                    seqs.extend(publisher.publish(&topic, PAYLOAD, batch).await);
+                loop {
+                    let first = next.fetch_add(batch, Ordering::Relaxed);
+                    if first >= FLOOD_EVENTS {
+                        return;
+                    }
+                    let events: Vec<String> =
+                        (first..(first + batch).min(FLOOD_EVENTS)).map(payload).collect();
+                    publisher.publish(&events).await.expect("a publish is accepted");
                 }
-                seqs
             })
         })
         .collect();
-    let mut accepted = Vec::with_capacity(FLOOD_EVENTS);
     for sender in senders {
-        accepted.extend(sender.await.expect("a publisher panicked"));
+        sender.await.expect("a publisher panicked");
     }
     let accepted_in = started.elapsed();
-
-    let mut last_arrival = started;
-    let mut received = Vec::new();
-    for (index, (instance, subscriber)) in subscribers.into_iter().enumerate() {
-        let (seqs, last) = subscriber.finish(&format!("subscriber {index} (instance {instance})")).await;
-        last_arrival = last_arrival.max(last);
-        received.push((index, instance, seqs));
-    }
+    subscribers.reached(FLOOD_EVENTS - 1, DELIVERY_LIMIT).await.unwrap_or_else(|problem| panic!("{problem}"));
+    let arrivals = subscribers.finish().await.unwrap_or_else(|problem| panic!("{problem}"));
+    let last_arrival = arrivals.iter().flatten().max().copied().expect("arrivals");
     let cpu_after = cluster.cpu_seconds().await;
     let script_micros = match &cluster.redis {
         Some(redis) => publish_script_micros(redis).await,
         None => None,
     };
-
-    // The order every subscriber must see: each accepted event once, by id.
-    accepted.sort_unstable();
-    if let Some(pair) = accepted.windows(2).find(|pair| pair[0] == pair[1]) {
-        panic!("two publishes were answered with the same id {}", pair[0]);
-    }
     let lagged = cluster.lagged().await;
     assert_eq!(lagged, 0, "the instances dropped {lagged} subscribers for a full queue (HERALD_QUEUE_LEN)");
-    for (index, instance, seqs) in &received {
-        check_received(&format!("subscriber {index} (instance {instance})"), seqs, &accepted);
-    }
 
     let per_event = |spent: f64| spent / FLOOD_EVENTS as f64 * 1e6;
     Throughput {
@@ -472,60 +450,6 @@ async fn flood(cluster: &Cluster, topic: &str, batch: usize) -> Throughput {
             bench: per_event(cpu_after.bench - cpu_before.bench),
         },
         script_micros,
-    }
-}
-
-/// Panics with the first difference if `received` is not exactly `expected`.
-fn check_received(who: &str, received: &[u64], expected: &[u64]) {
-    if let Some(at) = received.iter().zip(expected).position(|(got, wanted)| got != wanted) {
-        panic!(
-            "{who}: its event #{at} was {} where {} was due: events were lost, doubled or reordered",
-            received[at], expected[at]
-        );
-    }
-    assert_eq!(
-        received.len(),
-        expected.len(),
-        "{who}: received {} of {} events",
-        received.len(),
-        expected.len()
-    );
-}
-
-/// A throughput subscriber: collects the ids its stream brings until it has as many as expected.
-struct Subscriber {
-    task: JoinHandle<(Vec<u64>, Instant)>,
-    /// How many it has so far, for the message when some never come.
-    progress: Arc<AtomicUsize>,
-}
-
-impl Subscriber {
-    fn spawn(mut stream: RawStream, expected: usize) -> Self {
-        let progress = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&progress);
-        let task = tokio::spawn(async move {
-            let mut seqs = Vec::with_capacity(expected);
-            let mut last = Instant::now();
-            while seqs.len() < expected && stream.read_ids(&mut seqs).await {
-                last = Instant::now();
-                counter.store(seqs.len(), Ordering::Relaxed);
-            }
-            // Anything after the last expected event would be a doubled one: the check sees it.
-            let _ = tokio::time::timeout(Duration::from_millis(100), stream.read_ids(&mut seqs)).await;
-            (seqs, last)
-        });
-        Self { task, progress }
-    }
-
-    /// Its ids and when the last came; panics if they do not all come within [`DELIVERY_LIMIT`].
-    async fn finish(self, who: &str) -> (Vec<u64>, Instant) {
-        match tokio::time::timeout(DELIVERY_LIMIT, self.task).await {
-            Ok(done) => done.expect("a subscriber panicked"),
-            Err(_) => panic!(
-                "{who} received {} of {FLOOD_EVENTS} events within {DELIVERY_LIMIT:?} of the last publish: events were lost",
-                self.progress.load(Ordering::Relaxed)
-            ),
-        }
     }
 }
 
@@ -620,221 +544,4 @@ async fn publish_script_micros(redis: &RedisServer) -> Option<f64> {
         micros += stat("usec=").unwrap_or(0.0);
     }
     (calls > 0.0).then(|| micros / calls)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The clients, by hand on raw sockets: the load generator and a thousand subscribers share the
-// two cores with the servers, so they should take as little of them as they can.
-
-/// A publisher on one keep-alive connection, one `POST /publish` at a time.
-struct Publisher {
-    socket: TcpStream,
-    buffer: Vec<u8>,
-}
-
-impl Publisher {
-    async fn connect(address: &str) -> Self {
-        let socket = TcpStream::connect(address).await.expect("the server accepts");
-        // Each request is one write: nothing to gain from Nagle's algorithm, only delays.
-        socket.set_nodelay(true).unwrap();
-        Self { socket, buffer: Vec::with_capacity(1024) }
-    }
-
-    /// Publishes `data` on `topic` `count` times in one request (a batch when `count` > 1) and
-    /// returns the sequence numbers of the events' ids; panics unless the answer is `202`.
-    async fn publish(&mut self, topic: &str, data: &str, count: usize) -> Vec<u64> {
-        let event = format!(r#"{{"topic":"{topic}","data":"{data}"}}"#);
-        let body = if count == 1 { event } else { format!("[{}]", vec![event; count].join(",")) };
-        let request = format!(
-            "POST /publish HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.socket.write_all(request.as_bytes()).await.expect("the server takes the request");
-        let (status, answer) = self.read_answer().await;
-        assert_eq!(status, 202, "publish answered {status}: {answer}");
-        // {"duplicate":false,"id":"<epoch>-<seq>","subscribers":…}, or {"events":[that, …]}
-        let seqs: Vec<u64> = answer
-            .split(r#""id":""#)
-            .skip(1)
-            .map(|rest| rest.split('"').next().and_then(seq_of_id))
-            .collect::<Option<_>>()
-            .unwrap_or_else(|| panic!("an unreadable event id in the answer {answer}"));
-        assert_eq!(seqs.len(), count, "{count} events published, answered: {answer}");
-        seqs
-    }
-
-    /// Reads one response: its status and its body (always sized by `content-length` here).
-    async fn read_answer(&mut self) -> (u16, String) {
-        self.buffer.clear();
-        let head_end = loop {
-            if let Some(at) = find(&self.buffer, b"\r\n\r\n") {
-                break at + 4;
-            }
-            self.read_more().await;
-        };
-        let head = String::from_utf8_lossy(&self.buffer[..head_end]).into_owned();
-        let status = head.get(9..12).and_then(|code| code.parse().ok()).expect("a status line");
-        let length: usize = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or_else(|| panic!("an answer without content-length: {head}"));
-        while self.buffer.len() < head_end + length {
-            self.read_more().await;
-        }
-        (status, String::from_utf8_lossy(&self.buffer[head_end..head_end + length]).into_owned())
-    }
-
-    async fn read_more(&mut self) {
-        let mut chunk = [0; 4096];
-        let read = self.socket.read(&mut chunk).await.expect("the server answers");
-        assert!(read > 0, "the server closed a publish connection");
-        self.buffer.extend_from_slice(&chunk[..read]);
-    }
-}
-
-/// One subscriber's `GET /events` on a raw socket, its body's framing undone and its `id:` lines
-/// picked out: the sequence numbers are all that the checks need.
-struct RawStream {
-    socket: TcpStream,
-    body: BodyFraming,
-    /// Decoded body not yet scanned: the start of a line whose end has not come yet.
-    text: Vec<u8>,
-}
-
-impl RawStream {
-    /// Opens the stream and returns once its opening `retry:` line has arrived, so that the
-    /// subscription is in place before anything is published.
-    async fn open(address: &str, topic: &str) -> Self {
-        let mut socket = TcpStream::connect(address).await.expect("the server accepts");
-        let request = format!("GET /events?topic={topic} HTTP/1.1\r\nHost: herald\r\n\r\n");
-        socket.write_all(request.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        let mut buffer = [0; 4096];
-        let head_end = loop {
-            if let Some(at) = find(&head, b"\r\n\r\n") {
-                break at + 4;
-            }
-            let read = socket.read(&mut buffer).await.unwrap();
-            assert!(read > 0, "the server hung up: {}", String::from_utf8_lossy(&head));
-            head.extend_from_slice(&buffer[..read]);
-        };
-        let head_text = String::from_utf8_lossy(&head[..head_end]).to_ascii_lowercase();
-        assert!(head_text.starts_with("http/1.1 200"), "GET /events answered {head_text}");
-        // hyper sends a stream chunked; a server that writes it to the socket itself may instead
-        // send it as is and mark its end by closing the connection.
-        let body = match head_text.contains("transfer-encoding: chunked") {
-            true => BodyFraming::Chunked(Chunked::default()),
-            false if head_text.contains("connection: close") && !head_text.contains("content-length") => {
-                BodyFraming::UntilClose
-            }
-            false => panic!("a stream neither chunked nor ended by closing: {head_text}"),
-        };
-        let mut stream = Self { socket, body, text: Vec::new() };
-        let mut opened = stream.take(&head[head_end..], &mut Vec::new());
-        while !opened {
-            let read = stream.socket.read(&mut buffer).await.unwrap();
-            assert!(read > 0, "the server hung up before the stream opened");
-            opened = stream.take(&buffer[..read], &mut Vec::new());
-        }
-        stream
-    }
-
-    /// Reads what has arrived and appends the sequence numbers of the events in it to `seqs`;
-    /// false once the stream has ended.
-    async fn read_ids(&mut self, seqs: &mut Vec<u64>) -> bool {
-        let mut buffer = [0; 16 * 1024];
-        match self.socket.read(&mut buffer).await {
-            Ok(0) | Err(_) => false,
-            Ok(read) => {
-                self.take(&buffer[..read], seqs);
-                !matches!(&self.body, BodyFraming::Chunked(chunks) if chunks.ended)
-            }
-        }
-    }
-
-    /// Decodes `bytes` and scans every complete line: `id:` lines go to `seqs`; true if the
-    /// `retry:` line that opens a stream was among them.
-    fn take(&mut self, bytes: &[u8], seqs: &mut Vec<u64>) -> bool {
-        match &mut self.body {
-            BodyFraming::Chunked(chunks) => chunks.decode(bytes, &mut self.text),
-            BodyFraming::UntilClose => self.text.extend_from_slice(bytes),
-        }
-        let mut opened = false;
-        let mut start = 0;
-        while let Some(end) = self.text[start..].iter().position(|&byte| byte == b'\n') {
-            let line = &self.text[start..start + end];
-            if let Some(id) = line.strip_prefix(b"id: ") {
-                let id = std::str::from_utf8(id).ok().and_then(seq_of_id);
-                seqs.push(
-                    id.unwrap_or_else(|| panic!("a malformed id line {:?}", String::from_utf8_lossy(line))),
-                );
-            } else if line.starts_with(b"retry: ") {
-                opened = true;
-            }
-            start += end + 1;
-        }
-        self.text.drain(..start);
-        opened
-    }
-}
-
-/// How a stream's body is framed on the wire.
-enum BodyFraming {
-    Chunked(Chunked),
-    /// The bytes as they are, until the server closes the connection.
-    UntilClose,
-}
-
-/// Undoes HTTP/1.1 chunked transfer coding as the bytes come: a size line or the end of a chunk
-/// may be split between two reads like anything else.
-#[derive(Default)]
-struct Chunked {
-    /// Bytes received but not decoded yet: an incomplete size line.
-    pending: Vec<u8>,
-    /// What is left of the current chunk's data.
-    left: usize,
-    /// The last (empty) chunk has come.
-    ended: bool,
-}
-
-impl Chunked {
-    fn decode(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        self.pending.extend_from_slice(bytes);
-        let mut at = 0;
-        while at < self.pending.len() && !self.ended {
-            if self.left > 0 {
-                let take = self.left.min(self.pending.len() - at);
-                out.extend_from_slice(&self.pending[at..at + take]);
-                (self.left, at) = (self.left - take, at + take);
-                continue;
-            }
-            let Some(end) = find(&self.pending[at..], b"\r\n") else { break };
-            let line = &self.pending[at..at + end];
-            at += end + 2;
-            // The line break that closes a chunk's data.
-            if line.is_empty() {
-                continue;
-            }
-            let size = std::str::from_utf8(line)
-                .ok()
-                .and_then(|line| usize::from_str_radix(line.split(';').next()?.trim(), 16).ok())
-                .unwrap_or_else(|| panic!("a malformed chunk size line {:?}", String::from_utf8_lossy(line)));
-            self.ended = size == 0;
-            self.left = size;
-        }
-        self.pending.drain(..at);
-    }
-}
-
-/// The sequence number of an event id `<epoch>-<seq>`.
-fn seq_of_id(id: &str) -> Option<u64> {
-    id.rsplit_once('-')?.1.parse().ok()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
 }
