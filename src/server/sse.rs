@@ -6,7 +6,15 @@
 //! framed once by the hub and the same bytes go to every subscriber, where an `Event` would be
 //! copied and re-serialised for each one.
 
-use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     body::Body,
@@ -14,12 +22,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use futures::{future, stream, Stream, StreamExt};
+use futures::Stream;
+use http_body::Frame;
 use parking_lot::Mutex;
 use prometheus_client::metrics::{family::Family, gauge::Gauge};
 use rand::RngExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::{
     client::{ClientAddr, ClientGroup},
@@ -152,18 +161,21 @@ impl Streams {
         route: &'static str,
     ) -> Response {
         let lifetime = Lifetime::begin(self.by_route.get_or_create(&RouteLabel { route }).clone());
-        let body = stream::once(future::ready(event::retry_frame(jittered(self.settings.retry))))
-            .chain(frames)
-            .map(move |frame| {
-                let _ = (&slot, &lifetime);
-                frame
-            });
-        let (shutdown, farewell) = (self.shutdown.clone(), self.farewell.clone());
-        let farewell = stream::once(future::lazy(move |_| shutdown.is_cancelled().then_some(farewell)));
-        let body = with_keep_alives(body, self.settings.keep_alive)
-            .take_until(self.shutdown.clone().cancelled_owned())
-            .chain(farewell.filter_map(future::ready))
-            .map(Ok::<_, Infallible>);
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.settings.keep_alive,
+            self.settings.keep_alive,
+        );
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let body = EventStream {
+            retry: Some(event::retry_frame(jittered(self.settings.retry))),
+            frames,
+            ticks,
+            sent_since_tick: false,
+            shutdown: self.shutdown.clone().cancelled_owned(),
+            farewell: Some(self.farewell.clone()),
+            ended: false,
+            _held: (slot, lifetime),
+        };
         (
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
@@ -171,9 +183,80 @@ impl Streams {
                 // nginx-style proxies would otherwise buffer events into bursts.
                 (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
             ],
-            Body::from_stream(body),
+            Body::new(body),
         )
             .into_response()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body of one SSE response, written out as one state machine rather than a chain of
+    /// stream combinators: every open stream holds one, and the chain (once, chain, select,
+    /// take-while, filter-map, take-until, map, each with its own pending item) took 1,024 bytes
+    /// a stream where this takes about half (heaptrack at 10,000 streams, docs/performance.md).
+    ///
+    /// Frames are sent as they come. The keep-alive ticks run whatever the stream sends, so a
+    /// frame costs no timer work (re-arming a timer on every frame of every stream is what a
+    /// fan-out to thousands would pay for a "since the last frame" rule); a tick that finds the
+    /// stream has sent nothing since the tick before sends a comment, so a stream is never
+    /// silent for two intervals.
+    struct EventStream<S> {
+        retry: Option<Bytes>,
+        #[pin]
+        frames: S,
+        ticks: tokio::time::Interval,
+        sent_since_tick: bool,
+        #[pin]
+        shutdown: WaitForCancellationFutureOwned,
+        // Sent once, when the server shuts down (also when `frames` ends because it does).
+        farewell: Option<Bytes>,
+        ended: bool,
+        // Released when the stream is dropped: its place among the streams, and its gauge and log.
+        _held: (Slot, Lifetime),
+    }
+}
+
+impl<S: Stream<Item = Bytes>> http_body::Body for EventStream<S> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let mut this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(retry) = this.retry.take() {
+            return Poll::Ready(Some(Ok(Frame::data(retry))));
+        }
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            *this.ended = true;
+            return Poll::Ready(this.farewell.take().map(|farewell| Ok(Frame::data(farewell))));
+        }
+        match this.frames.poll_next(cx) {
+            Poll::Ready(Some(frame)) => {
+                *this.sent_since_tick = true;
+                return Poll::Ready(Some(Ok(Frame::data(frame))));
+            }
+            Poll::Ready(None) => {
+                *this.ended = true;
+                // Frames may end because the server is shutting down: the farewell still says so.
+                let shutting_down = this.shutdown.as_mut().poll(cx).is_ready();
+                let farewell = this.farewell.take().filter(|_| shutting_down);
+                return Poll::Ready(farewell.map(|farewell| Ok(Frame::data(farewell))));
+            }
+            Poll::Pending => {}
+        }
+        // A tick after frames were sent only restarts the count, and the next tick is polled at
+        // once so that its timer holds this task's waker.
+        while this.ticks.poll_tick(cx).is_ready() {
+            if !std::mem::take(this.sent_since_tick) {
+                return Poll::Ready(Some(Ok(Frame::data(event::KEEP_ALIVE))));
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -200,43 +283,6 @@ impl Drop for Lifetime {
         let seconds = self.opened.elapsed().as_secs_f64();
         self.span.in_scope(|| tracing::info!(seconds = format_args!("{seconds:.3}"), "stream closed"));
     }
-}
-
-/// `frames`, with a keep-alive comment on every tick of `every` that finds the stream has sent
-/// nothing since the tick before: a stream is never silent for two intervals. The ticks run
-/// whatever the stream sends, so a frame costs no timer work (re-arming a timer on every frame
-/// of every stream is what a fan-out to thousands would pay for a "since the last frame" rule).
-fn with_keep_alives(
-    frames: impl Stream<Item = Bytes> + Send + 'static,
-    every: Duration,
-) -> impl Stream<Item = Bytes> + Send + 'static {
-    enum Item {
-        Frame(Bytes),
-        Tick,
-        End,
-    }
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ticks = tokio_stream::wrappers::IntervalStream::new(ticks).map(|_| Item::Tick);
-    // The ticks never end, so the end of `frames` is marked to end the whole.
-    let frames = frames.map(Item::Frame).chain(stream::once(future::ready(Item::End)));
-    let mut sent_since_tick = false;
-    stream::select(frames, ticks).take_while(|item| future::ready(!matches!(item, Item::End))).filter_map(
-        move |item| {
-            let out = match item {
-                Item::Frame(frame) => {
-                    sent_since_tick = true;
-                    Some(frame)
-                }
-                Item::Tick if !sent_since_tick => Some(event::KEEP_ALIVE),
-                Item::Tick | Item::End => {
-                    sent_since_tick = false;
-                    None
-                }
-            };
-            future::ready(out)
-        },
-    )
 }
 
 /// The base delay ±50%, in whole milliseconds, drawn afresh for each connection.

@@ -12,13 +12,16 @@ pub(crate) mod patterns;
 pub(crate) mod tokens;
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::Arc,
+    task::{ready, Context, Poll},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use futures::{future, stream, Stream, StreamExt};
+use futures::Stream;
 use secrecy::{ExposeSecret, SecretString};
 
 use self::{
@@ -134,26 +137,52 @@ impl Access {
 
     /// `frames`, ended at the grant's expiry with a `token-expired` event; unchanged when the
     /// grant never expires.
-    pub(crate) fn until_expiry(
-        &self,
-        frames: impl Stream<Item = Bytes> + Send + 'static,
-        grant: &Grant,
-    ) -> impl Stream<Item = Bytes> + Send + 'static {
-        let left = grant.expires.map(|exp| {
+    pub(crate) fn until_expiry<S: Stream<Item = Bytes>>(&self, frames: S, grant: &Grant) -> UntilExpiry<S> {
+        let deadline = grant.expires.map(|exp| {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            Duration::from_secs(exp).saturating_sub(now)
+            let left = Duration::from_secs(exp).saturating_sub(now);
+            Box::pin(tokio::time::sleep(left))
         });
-        let Some(left) = left else {
-            return frames.left_stream();
-        };
-        let deadline = tokio::time::Instant::now() + left;
-        let expired = self.expired.clone();
-        // Ended by the deadline, not by the hub (which ends a slow subscriber's stream): only
-        // then is the token the reason.
-        let farewell =
-            stream::once(future::lazy(move |_| (tokio::time::Instant::now() >= deadline).then_some(expired)))
-                .filter_map(future::ready);
-        frames.take_until(tokio::time::sleep_until(deadline)).chain(farewell).right_stream()
+        UntilExpiry { frames, deadline, expired: Some(self.expired.clone()), ended: false }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The frames of a stream whose token may expire. The deadline's timer is boxed, and only
+    /// there when the token has an `exp`: every open stream holds one of these, and most
+    /// streams have no token.
+    pub(crate) struct UntilExpiry<S> {
+        #[pin]
+        frames: S,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        expired: Option<Bytes>,
+        ended: bool,
+    }
+}
+
+impl<S: Stream<Item = Bytes>> Stream for UntilExpiry<S> {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(deadline) = this.deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                *this.ended = true;
+                return Poll::Ready(this.expired.take());
+            }
+        }
+        let frame = ready!(this.frames.poll_next(cx));
+        if frame.is_none() {
+            *this.ended = true;
+            // Ended by the deadline, not by the hub (which ends a slow subscriber's stream):
+            // only then is the token the reason.
+            let expired = this.deadline.as_ref().is_some_and(|deadline| deadline.is_elapsed());
+            return Poll::Ready(this.expired.take().filter(|_| expired));
+        }
+        Poll::Ready(frame)
     }
 }
 

@@ -9,8 +9,8 @@ use std::{
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
+use super::queue::{self, Receiver, Refused, Sender};
 use crate::server::event::{self, EventId, Topic};
 
 /// A frame on its way to its subscribers, shared by all of them: its id, to tell it from a
@@ -36,9 +36,8 @@ impl Frame {
     }
 }
 
-/// What one subscriber's queue holds: a pointer to the shared frame. Eight bytes a slot keeps
-/// each queue's first block (32 slots, allocated with the queue) at 256 bytes; the frame itself
-/// would make it 2 KiB per subscriber.
+/// What one subscriber's queue holds: a pointer to the shared frame, eight bytes a slot, where
+/// the frame itself would make a queue's buffer 8 times larger.
 pub(super) type LiveFrame = Arc<Frame>;
 
 /// The local subscribers (cheap to clone).
@@ -51,7 +50,7 @@ struct Subscribers {
     /// Each subscriber's topics, to leave them when it goes, its queue, and who it is.
     members: HashMap<u64, Member>,
     /// Each topic's subscribers and their queues, side by side for a fast fan-out.
-    by_topic: HashMap<Topic, Vec<(u64, mpsc::Sender<LiveFrame>)>>,
+    by_topic: HashMap<Topic, Vec<(u64, Sender<LiveFrame>)>>,
     /// Grows with every join and leave: a presence snapshot taken at the same generation is
     /// still true.
     generation: u64,
@@ -59,7 +58,7 @@ struct Subscribers {
 
 struct Member {
     topics: Vec<Topic>,
-    queue: mpsc::Sender<LiveFrame>,
+    queue: Sender<LiveFrame>,
     /// The `sub` of the subscriber's token; `None` for an anonymous subscriber.
     who: Option<Arc<str>>,
 }
@@ -88,8 +87,8 @@ impl Fanout {
         topics: Vec<Topic>,
         who: Option<Arc<str>>,
         queue_len: usize,
-    ) -> (u64, mpsc::Receiver<LiveFrame>) {
-        let (queue, receiver) = mpsc::channel(queue_len);
+    ) -> (u64, Receiver<LiveFrame>) {
+        let (queue, receiver) = queue::queue(queue_len);
         let mut subscribers = self.0.lock();
         let key = subscribers.next_key;
         subscribers.next_key += 1;
@@ -124,9 +123,9 @@ impl Fanout {
         for (key, queue) in queues {
             match queue.try_send(Arc::clone(&frame)) {
                 Ok(()) => taken += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*key),
+                Err(Refused::Full) => too_slow.push(*key),
                 // The stream is going away; its membership removes it in a moment.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(Refused::Closed) => {}
             }
         }
         for key in &too_slow {

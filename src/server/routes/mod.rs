@@ -101,7 +101,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(session::require_session))
         .layer(middleware::from_fn_with_state(state.sessions().clone(), session::find_session))
         .layer(middleware::from_fn_with_state(state.page_origin().clone(), csrf::same_origin_only));
-    let routes = page.merge(streams).merge(server_functions).merge(admin_routes(&state));
+    let routes = page.merge(server_functions).merge(admin_routes(&state));
     // With a listener of its own (`--metrics-addr`), `/metrics` is a 404 here like any unknown path.
     let routes = match state.metrics_apart() {
         true => routes,
@@ -120,10 +120,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/client/herald.js", get(client_js::script))
         .route("/client/herald.d.ts", get(client_js::types))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(not_found))
+        // Streams are never compressed: a compressor holds bytes back until its block fills. The
+        // two stream routes are merged outside the layer, because its body wrapper would take
+        // 430 bytes in every open stream (heaptrack, docs/performance.md); the operator's stream
+        // is one of a few, and left to the content-type rule.
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
+        .merge(streams)
         .layer(middleware::from_fn_with_state(state.leptos_options().hash_files, asset_caching))
         .layer(middleware::from_fn_with_state(state.metrics().clone(), super::metrics::count_rejections))
-        // Streams are never compressed: a compressor holds bytes back until its block fills.
-        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("text/event-stream"))))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         // One line per request at info, with its id and its client; nothing per event.
