@@ -13,6 +13,10 @@
 //!    goes. Then the same on Redis with each request a batch of [`BATCH`] events (one JSON
 //!    array, one script call): issue #19's target is 5x the events/s of single publishes, side
 //!    by side in the same run.
+//! 3. **What `--redis-wait-replicas 1` costs** (issue #20): two instances on a primary with one
+//!    replica, once with the default and once with a publish acknowledged only when the replica
+//!    holds it (`WAIT 1`): the time from a publish request to its 202, one at a time, and the
+//!    sustained events per second of 2.
 //!
 //! Memory and Redis rounds alternate, so that a change in the machine's load hits both alike;
 //! the figures are medians over the rounds, and the Redis ones are also given as a ratio to the
@@ -86,6 +90,14 @@ async fn main() {
     );
     let (memory, redis, batched) = compare_throughput().await;
     print_throughput(&memory, &redis, &batched);
+
+    println!();
+    println!(
+        "3. --redis-wait-replicas: 2 instances on a primary with one replica; {WAIT_EVENTS} publishes one at a \
+         time (request -> 202), then sustained as in 2; medians of {ROUNDS} rounds"
+    );
+    let (default, waiting) = compare_wait().await;
+    print_wait(&default, &waiting);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,21 +109,47 @@ struct Cluster {
     instances: Vec<RunningBinary>,
     addresses: Vec<SocketAddr>,
     redis: Option<RedisServer>,
+    /// Held for as long as the cluster: the replica the primary sends every write to.
+    _replica: Option<RedisServer>,
 }
 
 impl Cluster {
     async fn in_memory(queue_len: &str) -> Self {
-        let instance = start_instance(None, queue_len).await;
-        Self { addresses: vec![address_of(&instance)], instances: vec![instance], redis: None }
+        let instance = start_instance(None, queue_len, "0").await;
+        Self {
+            addresses: vec![address_of(&instance)],
+            instances: vec![instance],
+            redis: None,
+            _replica: None,
+        }
     }
 
     async fn on_redis(instances: usize, queue_len: &str) -> Self {
+        Self::on_redis_with(instances, queue_len, None).await
+    }
+
+    /// On a primary with one replica, each publish acknowledged once `wait_replicas` of them
+    /// hold it.
+    async fn on_replicated_redis(instances: usize, queue_len: &str, wait_replicas: &str) -> Self {
+        Self::on_redis_with(instances, queue_len, Some(wait_replicas)).await
+    }
+
+    async fn on_redis_with(instances: usize, queue_len: &str, replicated: Option<&str>) -> Self {
         let redis = RedisServer::start().await;
+        let replica = match replicated {
+            Some(_) => Some(RedisServer::start_replica_of(&redis).await),
+            None => None,
+        };
         let mut started = Vec::new();
         for _ in 0..instances {
-            started.push(start_instance(Some(&redis.url()), queue_len).await);
+            started.push(start_instance(Some(&redis.url()), queue_len, replicated.unwrap_or("0")).await);
         }
-        Self { addresses: started.iter().map(address_of).collect(), instances: started, redis: Some(redis) }
+        Self {
+            addresses: started.iter().map(address_of).collect(),
+            instances: started,
+            redis: Some(redis),
+            _replica: replica,
+        }
     }
 
     /// Instance `index`, as the load generator reaches it for `topic`.
@@ -148,7 +186,7 @@ impl Cluster {
     }
 }
 
-async fn start_instance(redis_url: Option<&str>, queue_len: &str) -> RunningBinary {
+async fn start_instance(redis_url: Option<&str>, queue_len: &str, wait_replicas: &str) -> RunningBinary {
     let mut env = vec![
         ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
         ("HERALD_PUBLISH_TOKEN", TOKEN),
@@ -160,6 +198,7 @@ async fn start_instance(redis_url: Option<&str>, queue_len: &str) -> RunningBina
         // The default 10,000 events/s is a guard for production; here it would be the limit.
         ("HERALD_MAX_PUBLISH_RATE", "1000000"),
         ("HERALD_QUEUE_LEN", queue_len),
+        ("HERALD_REDIS_WAIT_REPLICAS", wait_replicas),
         // Herald's own lines (streams opened and closed) as in production; tower_http's line
         // per request is off, as in benches/capacity.rs.
         ("RUST_LOG", "herald=info"),
@@ -504,6 +543,79 @@ fn print_throughput(memory: &Throughput, redis: &Throughput, batched: &Throughpu
         "target: batches on redis >= 5x single publishes on redis: {ratio:.2}x, {}",
         if ratio >= 5.0 { "met" } else { "MISSED" }
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. What waiting for a replica costs
+
+/// How many publishes are timed one at a time in each round.
+const WAIT_EVENTS: usize = 500;
+
+struct WaitCost {
+    /// Request -> 202, one publish at a time.
+    publish: Percentiles,
+    sustained: Throughput,
+}
+
+/// The default and `--redis-wait-replicas 1`, each on its own primary with one replica, rounds
+/// alternating.
+async fn compare_wait() -> (WaitCost, WaitCost) {
+    let default = Cluster::on_replicated_redis(2, FLOOD_QUEUE_LEN, "0").await;
+    let waiting = Cluster::on_replicated_redis(2, FLOOD_QUEUE_LEN, "1").await;
+    let (mut default_rounds, mut waiting_rounds) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let topic = |kind: &str| -> &'static str { format!("{kind}-{round}").leak() };
+        for (cluster, rounds) in [(&default, &mut default_rounds), (&waiting, &mut waiting_rounds)] {
+            let publish = publish_one_at_a_time(cluster, topic("single")).await;
+            let sustained = flood(cluster, topic("flood"), 1).await;
+            rounds.push(WaitCost { publish, sustained });
+        }
+    }
+    let median_of = |rounds: &[WaitCost]| {
+        let pick = |of: fn(&Percentiles) -> Duration| {
+            median(rounds.iter().map(|round| of(&round.publish)).collect())
+        };
+        let sustained: Vec<Throughput> = rounds.iter().map(|round| round.sustained).collect();
+        WaitCost {
+            publish: Percentiles { p50: pick(|p| p.p50), p99: pick(|p| p.p99), max: pick(|p| p.max) },
+            sustained: median_throughput(&sustained),
+        }
+    };
+    (median_of(&default_rounds), median_of(&waiting_rounds))
+}
+
+/// Times [`WAIT_EVENTS`] publishes on the first instance, each sent once the previous one has
+/// its 202.
+async fn publish_one_at_a_time(cluster: &Cluster, topic: &'static str) -> Percentiles {
+    let mut publisher =
+        Publisher::connect(&cluster.target(0, topic)).await.expect("the instance takes a publisher");
+    let mut times = Vec::with_capacity(WAIT_EVENTS);
+    for number in 0..WAIT_EVENTS {
+        let started = Instant::now();
+        publisher.publish(&[payload(number)]).await.expect("a publish is accepted");
+        times.push(started.elapsed());
+    }
+    percentiles(times)
+}
+
+fn print_wait(default: &WaitCost, waiting: &WaitCost) {
+    println!("{:<26}  {:>18}  {:>18}  {:>18}  {:>16}", "", "publish -> 202 p50", "p99", "max", "sustained");
+    for (name, of) in [("default (primary holds it)", default), ("--redis-wait-replicas 1", waiting)] {
+        let ratio = |value: Duration, base: Duration| value.as_secs_f64() / base.as_secs_f64();
+        println!(
+            "{name:<26}  {:>18}  {:>18}  {:>18}  {:>16}",
+            format!("{:.3} ms ({:.2}x)", millis(of.publish.p50), ratio(of.publish.p50, default.publish.p50)),
+            format!("{:.3} ms ({:.2}x)", millis(of.publish.p99), ratio(of.publish.p99, default.publish.p99)),
+            format!("{:.3} ms ({:.2}x)", millis(of.publish.max), ratio(of.publish.max, default.publish.max)),
+            format!(
+                "{:.0} /s ({:.2}x)",
+                of.sustained.accepted_per_second,
+                of.sustained.accepted_per_second / default.sustained.accepted_per_second
+            ),
+        );
+    }
+    let extra = millis(waiting.publish.p50) - millis(default.publish.p50);
+    println!("WAIT adds {extra:.3} ms to a publish at p50");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -146,10 +146,21 @@ for (const name of instances) {
   const env = services[name].environment;
   if (env.HERALD_CALLBACK_URL !== `http://${name}:8080`) fail(`${name}'s HERALD_CALLBACK_URL is ${env.HERALD_CALLBACK_URL}, not http://${name}:8080`);
   if (env.HERALD_WORKER_URL !== 'http://worker:3002') fail(`${name}'s HERALD_WORKER_URL is not http://worker:3002`);
-  if (env.HERALD_REDIS_URL !== 'redis://redis:6379') fail(`${name}'s HERALD_REDIS_URL is not redis://redis:6379`);
+  // Redis: the instances ask Sentinels, each a service on 26379 that watches redis:6379 under the
+  // URL's group name.
+  const sentinelUrl = /^redis\+sentinel:\/\/([^/]+)\/([\w-]+)$/.exec(env.HERALD_REDIS_URL || '');
+  if (!sentinelUrl) fail(`${name}'s HERALD_REDIS_URL is not redis+sentinel://HOST:PORT,.../NAME`);
+  for (const host of sentinelUrl ? sentinelUrl[1].split(',') : []) {
+    const [service, port] = host.split(':');
+    const command = [].concat(services[service]?.command || []).join(' ');
+    if (port !== '26379' || !command.includes('--sentinel') || !command.includes(`sentinel monitor ${sentinelUrl[2]} redis 6379 `))
+      fail(`${name}'s HERALD_REDIS_URL names ${host}, which is no Sentinel on 26379 watching redis:6379 as ${sentinelUrl[2]}`);
+  }
   for (const key of ['HERALD_PUBLISH_TOKEN', 'HERALD_CALLBACK_SECRET', 'HERALD_SESSION_KEY', 'HERALD_WORKER_TOKEN'])
     if (!(key in env)) fail(`${name} lacks ${key}`);
 }
+if (!Object.values(services).some((s) => [].concat(s.command || []).join(' ').includes('--replicaof redis 6379')))
+  fail('no service is a replica of redis:6379, for the Sentinels to promote');
 const worker = services.worker || {};
 const workerEnv = worker.environment || {};
 if (JSON.stringify(worker.command) !== '["/app/worker"]') fail('the worker service does not run /app/worker');

@@ -124,7 +124,9 @@ impl ResetReason {
     pub fn explanation(self) -> &'static str {
         match self {
             Self::MalformedId => "the Last-Event-ID is not an id this server issued",
-            Self::OtherIncarnation => "the Last-Event-ID comes from an earlier run of the server",
+            Self::OtherIncarnation => {
+                "the Last-Event-ID comes from an earlier run of the server, or of its Redis log before it lost events"
+            }
             Self::UnknownId => "the Last-Event-ID is ahead of every event published",
             Self::Expired => "events after the Last-Event-ID have left the history",
             Self::ReplayTooLarge => "more events were missed than one replay carries",

@@ -15,5 +15,5 @@ pub mod swarm;
 
 pub use measure::{median, millis, resident_kib};
 pub use process_tree::{raise_open_file_limit, this_process_cpu_seconds, ProcessGroup, ProcessTree};
-pub use redis::RedisServer;
+pub use redis::{RedisServer, SentinelGroup};
 pub use running::{RunningBinary, PATIENCE};

@@ -37,7 +37,8 @@ impl Backend {
             None => Self::Memory,
             Some(url) => {
                 let series = RedisSeries::default();
-                Self::Redis(Box::new(OnRedis { redis: Redis::open(url, series.health.clone()), series }))
+                let redis = Redis::open(url, series.health.clone(), config.redis_wait_replicas);
+                Self::Redis(Box::new(OnRedis { redis, series }))
             }
         }
     }
@@ -46,7 +47,12 @@ impl Backend {
     pub(crate) fn hub(&self, settings: HubSettings, shutdown: &CancellationToken) -> Arc<Hub> {
         match self {
             Self::Memory => Hub::new(Hub::new_incarnation(), settings),
-            Self::Redis(on) => Hub::on_redis(on.redis.clone(), settings, on.series.reader.clone(), shutdown),
+            Self::Redis(on) => {
+                // The one place the Redis connection's own task starts: with Sentinels, it
+                // follows the primary until shutdown.
+                on.redis.follow_primary(shutdown.clone());
+                Hub::on_redis(on.redis.clone(), settings, on.series.reader.clone(), shutdown)
+            }
         }
     }
 

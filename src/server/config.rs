@@ -274,9 +274,18 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
 
     /// Redis (`redis://[:password@]host:port/db` or `redis+unix:///path`) to share events,
-    /// history, jobs and keys with other instances. Unset, all of it lives in this process.
+    /// history, jobs and keys with other instances, or the Sentinels of a Redis group
+    /// (`redis+sentinel://HOST:PORT,HOST:PORT/NAME[/db]`), whose primary Herald follows through a
+    /// failover. Unset, all of it lives in this process.
     #[arg(long, env = "HERALD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<RedisUrl>,
+
+    /// Acknowledge a publish (202) only once this many Redis replicas hold it (`WAIT`), so that
+    /// a failover cannot lose it; a publish they do not confirm within a second answers 503,
+    /// and its retry with the same idempotency key is safe. 0: acknowledged once the primary
+    /// holds it (docs/operations.md, "High availability", gives the cost of each).
+    #[arg(long, env = "HERALD_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
 }
 
 /// The development secrets `make run` sets all start with this: they are public.

@@ -74,6 +74,19 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After` for a publish the Redis primary holds but too few replicas
+    /// confirmed (`--redis-wait-replicas`).
+    pub(crate) fn unconfirmed(confirmed: u32, wanted: u32) -> Self {
+        Self::Busy {
+            message: format!(
+                "Redis holds this publish, but {confirmed} of the {wanted} replicas asked for confirmed it within \
+                 1 s, so a failover could lose it: retry in a moment with the same Idempotency-Key (without \
+                 one, a retry may publish it twice)"
+            ),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
     /// Marks this refusal as the one of event `index` of a batch.
     pub(crate) fn in_batch(self, index: usize) -> Self {
         Self::InBatch { index, error: Box::new(self) }

@@ -157,6 +157,11 @@ impl Metrics {
                 redis.health.slow_replies.clone(),
             );
             registry.register(
+                "herald_redis_failovers",
+                "Times the Sentinels named another Redis primary and every connection moved to it",
+                redis.health.failovers.clone(),
+            );
+            registry.register(
                 "herald_redis_reader_lag_milliseconds",
                 "From Redis taking the latest event to this instance's reader reading it (includes any clock difference between the hosts)",
                 redis.reader.lag_ms.clone(),

@@ -2,6 +2,12 @@
 //! (`--redis-url`), and whether Redis answers: every failure turns into [`Unavailable`], and the
 //! moments Redis is lost and restored are each logged once.
 //!
+//! Redis is one server, or the primary of a group that Sentinels watch
+//! (`redis+sentinel://HOST:PORT,HOST:PORT/NAME`). With Sentinels, a task asks them for the
+//! primary whenever Redis fails, and every second or two otherwise; when they name another one,
+//! every connection moves to it at once (they are replaced, not retried at the old address), and
+//! the hub's reader, which holds a connection of its own, reconnects within its next read.
+//!
 //! Busy is not down. A reply later than its timeout fails that one command, but only a probe
 //! decides whether Redis is down: a `PING` from a thread of its own, given [`PROBE_TIMEOUT`].
 //! On a loaded machine (100,000 streams connecting to six instances on two cores) a process can
@@ -19,8 +25,15 @@ use std::{
     time::Duration,
 };
 
+use parking_lot::RwLock;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
-use redis::{aio::ConnectionManager, AsyncConnectionConfig, Client, RedisError};
+use redis::{
+    aio::ConnectionManager,
+    sentinel::{Sentinel, SentinelNodeConnectionInfo},
+    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// How long one command may take before Redis counts as unavailable. A publish is a short Lua
 /// script: a second without an answer means Redis is down, not busy.
@@ -33,21 +46,56 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// `--max-replay-bytes`), but its reply can be a megabyte or more.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a publish waits for `--redis-wait-replicas` replicas to confirm it (`WAIT`).
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often the Sentinels are asked for the primary while Redis answers: a failover whose old
+/// primary still answers (as a replica, refusing writes) is noticed by the first write anyway.
+const PRIMARY_CHECK: Duration = Duration::from_secs(2);
+
+/// How often they are asked while Redis does not answer: a failover takes Sentinel a few
+/// seconds, and the moment it names the new primary is the moment service can return.
+const PRIMARY_CHECK_WHILE_DOWN: Duration = Duration::from_millis(200);
+
 /// Redis did not answer in time, or answered with an error. Nothing was stored, unless a reply
 /// came too late: then the command may have run, and a retry with the same idempotency key tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unavailable;
 
-/// A handle on Redis (cheap to clone): a multiplexed connection that reconnects by itself, one
-/// more for replays, and a client to open the hub reader's own connection with.
+/// A handle on Redis (cheap to clone): the connections to the current primary, and whether it
+/// answers.
 #[derive(Clone)]
 pub(crate) struct Redis {
+    connections: Arc<RwLock<Option<Arc<Connections>>>>,
+    /// Grows each time the connections move to another primary.
+    generation: Arc<watch::Sender<u64>>,
+    health: Arc<Health>,
+    /// With Sentinels: whom to ask for the primary, and the failovers followed.
+    sentinels: Option<Arc<Sentinels>>,
+    /// Replicas that must hold a publish before it is acknowledged (`--redis-wait-replicas`).
+    wait_replicas: u32,
+}
+
+/// The connections to one primary: a multiplexed connection that reconnects by itself, one for
+/// replays, one for publishes, and a client to open the hub reader's own connection with.
+struct Connections {
     client: Client,
     connection: ConnectionManager,
     /// Replays' own connection: a large reply queued on the shared one would hold up every
     /// publish behind it until their timeouts said Redis was down.
     replays: ConnectionManager,
-    health: Arc<Health>,
+    /// Publishes' own connection: with `WAIT`, a publish holds its connection until replicas
+    /// confirm, and nothing else should queue behind it.
+    publishes: ConnectionManager,
+}
+
+/// The Sentinels of a group, and what following its primary reports.
+struct Sentinels {
+    target: SentinelTarget,
+    /// Primaries taken over from another since start (`herald_redis_failovers_total`).
+    failovers: Counter,
+    /// Woken when Redis stops answering, so that the Sentinels are asked at once.
+    lost: Notify,
 }
 
 /// Whether Redis answers, mirrored in the `herald_redis_up` gauge, and when it last did.
@@ -60,75 +108,191 @@ struct Health {
     slow_replies: Counter,
 }
 
-/// What the connection reports, for the metrics: whether Redis answers, and its slow replies.
+/// What the connection reports, for the metrics: whether Redis answers, its slow replies, and
+/// the failovers followed.
 #[derive(Clone, Default)]
 pub(crate) struct HealthSeries {
     /// 1 while Redis answers, 0 while it does not.
     pub up: Gauge,
     /// Replies that came later than their timeout while Redis counted as up.
     pub slow_replies: Counter,
+    /// Times the Sentinels named another primary and every connection moved to it.
+    pub failovers: Counter,
 }
 
-/// A Redis URL (`HERALD_REDIS_URL`), parsed once at start into the client it opens. Its `Debug`
-/// says only that it is set: the URL may hold a password.
+/// Where Redis is (`HERALD_REDIS_URL`), parsed once at start: one server's URL
+/// (`redis://[:password@]host:port/db`, `redis+unix:///path`), or the Sentinels of a group
+/// (`redis+sentinel://[[user]:password@]HOST:PORT,HOST:PORT,…/NAME[/db]`, whose password and
+/// database are the primary's). Its `Debug` says only which: the URL may hold a password.
 #[derive(Clone)]
-pub struct RedisUrl(Client);
+pub enum RedisUrl {
+    Server(Client),
+    Sentinels(SentinelTarget),
+}
+
+/// The Sentinels to ask, the name of the group they watch, and how to reach its primary.
+#[derive(Clone)]
+pub struct SentinelTarget {
+    sentinels: Vec<ConnectionInfo>,
+    name: String,
+    /// The primary's password and database.
+    primary: RedisConnectionInfo,
+}
+
+impl SentinelTarget {
+    fn parse(rest: &str) -> Result<Self, String> {
+        let (authority, path) = rest.split_once('/').ok_or("name the group after the Sentinels: /NAME")?;
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((credentials, hosts)) => (Some(credentials), hosts),
+            None => (None, authority),
+        };
+        let decode =
+            |text: &str| percent_decode(text).ok_or_else(|| format!("{text:?} is not percent-encoded UTF-8"));
+        let sentinels = hosts
+            .split(',')
+            .map(|host| {
+                if host.is_empty() || !host.contains(':') {
+                    return Err(format!("{host:?} is not HOST:PORT"));
+                }
+                format!("redis://{host}").into_connection_info().map_err(|err| format!("{host:?}: {err}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (name, db) = match path.split_once('/') {
+            Some((name, db)) => {
+                (name, db.parse::<i64>().map_err(|_| format!("the database {db:?} is not a number"))?)
+            }
+            None => (path, 0),
+        };
+        if name.is_empty() {
+            return Err("name the group after the Sentinels: /NAME".to_owned());
+        }
+        let mut primary = RedisConnectionInfo::default().set_db(db);
+        if let Some(credentials) = credentials {
+            let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+            if !user.is_empty() {
+                primary = primary.set_username(decode(user)?);
+            }
+            if !password.is_empty() {
+                primary = primary.set_password(decode(password)?);
+            }
+        }
+        Ok(Self { sentinels, name: decode(name)?, primary })
+    }
+}
+
+/// `%XX` escapes decoded, as URLs write a password with `@` or `:` in it.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'%' {
+            let hex = tail.get(..2)?;
+            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(first);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
 
 impl std::str::FromStr for RedisUrl {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        Client::open(text).map(Self).map_err(|err| format!("not a Redis URL: {err}"))
+        match text.strip_prefix("redis+sentinel://") {
+            Some(rest) => SentinelTarget::parse(rest).map(Self::Sentinels).map_err(|err| {
+                format!("not a Sentinel URL (redis+sentinel://HOST:PORT,HOST:PORT/NAME): {err}")
+            }),
+            None => Client::open(text).map(Self::Server).map_err(|err| format!("not a Redis URL: {err}")),
+        }
     }
 }
 
 impl std::fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RedisUrl(..)")
+        f.write_str(match self {
+            Self::Server(_) => "RedisUrl(..)",
+            Self::Sentinels(_) => "RedisUrl(sentinels ..)",
+        })
     }
 }
 
 impl Redis {
     /// Connects lazily: Herald starts (and answers `/readyz` with 503) while Redis is down, and
-    /// the connection manager keeps trying in the background.
-    pub(crate) fn open(RedisUrl(client): &RedisUrl, series: HealthSeries) -> Self {
-        let client = client.clone();
-        let manager = |response_timeout| {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_response_timeout(Some(response_timeout))
-                .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-                .set_max_delay(Duration::from_secs(2))
-                // A request while Redis is down gets its 503 at once (after one retry, 100 ms),
-                // not after the manager's default six retries (about 3 s); the next command tries
-                // again.
-                .set_number_of_retries(1);
-            // A lazy manager fails only for a resubscription without a push channel, which
-            // this configuration does not ask for.
-            ConnectionManager::new_lazy_with_config(client.clone(), config)
-                .expect("a lazy connection manager without resubscription")
-        };
-        let (connection, replays) = (manager(RESPONSE_TIMEOUT), manager(REPLAY_TIMEOUT));
-        // Counted as up until a command says otherwise, so that the first failure is logged.
-        series.up.set(1);
+    /// the connection manager keeps trying in the background. With Sentinels, there is no
+    /// connection until [`follow_primary`](Self::follow_primary) has asked them.
+    pub(crate) fn open(url: &RedisUrl, series: HealthSeries, wait_replicas: u32) -> Self {
+        // One server counts as up until a command says otherwise, so that the first failure is
+        // logged; with Sentinels, Redis is unavailable until they name the primary.
+        let up = matches!(url, RedisUrl::Server(_));
+        series.up.set(i64::from(up));
         let health = Arc::new(Health {
-            up: AtomicBool::new(true),
+            up: AtomicBool::new(up),
             gauge: series.up,
             probing: AtomicBool::new(false),
             slow_replies: series.slow_replies,
         });
-        Self { client, connection, replays, health }
+        let (connections, sentinels) = match url {
+            RedisUrl::Server(client) => {
+                (Some(Arc::new(Connections::to(client.clone(), wait_replicas > 0))), None)
+            }
+            RedisUrl::Sentinels(target) => (
+                None,
+                Some(Arc::new(Sentinels {
+                    target: target.clone(),
+                    failovers: series.failovers,
+                    lost: Notify::new(),
+                })),
+            ),
+        };
+        Self {
+            connections: Arc::new(RwLock::new(connections)),
+            generation: Arc::new(watch::Sender::new(0)),
+            health,
+            sentinels,
+            wait_replicas,
+        }
+    }
+
+    /// The connections to the primary; none before the Sentinels have named it.
+    fn current(&self) -> Result<Arc<Connections>, Unavailable> {
+        self.connections.read().clone().ok_or(Unavailable)
     }
 
     /// The shared connection, for one command or script.
-    pub(crate) fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+    pub(crate) fn connection(&self) -> Result<ConnectionManager, Unavailable> {
+        Ok(self.current()?.connection.clone())
     }
 
     /// The replays' connection. What happens on it is not [`observe`](Self::observe)d: a slow
     /// or failed replay says nothing about whether a publish would get through, and must not
     /// turn publishing and `/readyz` away.
-    pub(crate) fn replay_connection(&self) -> ConnectionManager {
-        self.replays.clone()
+    pub(crate) fn replay_connection(&self) -> Result<ConnectionManager, Unavailable> {
+        Ok(self.current()?.replays.clone())
+    }
+
+    /// The publishes' connection: the publisher task is its only user.
+    pub(crate) fn publish_connection(&self) -> Result<ConnectionManager, Unavailable> {
+        Ok(self.current()?.publishes.clone())
+    }
+
+    /// How many replicas must confirm a publish before it is acknowledged (0: none, the default).
+    pub(crate) fn wait_replicas(&self) -> u32 {
+        self.wait_replicas
+    }
+
+    /// Grows each time the connections move to another primary: a holder of a connection of its
+    /// own (the reader) compares it between reads, and reconnects when it grew.
+    pub(crate) fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    /// Tells when the connections move to another primary, for a holder of a connection of its
+    /// own that waits before trying again.
+    pub(crate) fn primary_moves(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// A connection of its own, for a blocking read that must not stall everyone else's
@@ -137,11 +301,90 @@ impl Redis {
         &self,
         block: Duration,
     ) -> Result<redis::aio::MultiplexedConnection, Unavailable> {
+        let client = self.current()?.client.clone();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(block + RESPONSE_TIMEOUT));
-        let connection = self.client.get_multiplexed_async_connection_with_config(&config).await;
-        self.observe(connection)
+        let mut connection =
+            self.observe(client.get_multiplexed_async_connection_with_config(&config).await)?;
+        if self.sentinels.is_some() {
+            // The old primary may be back as a replica at the same address before the Sentinels
+            // are asked again: reading there would follow another history than the primary's.
+            let role: redis::Value = self.observe(redis::cmd("ROLE").query_async(&mut connection).await)?;
+            let primary = matches!(&role, redis::Value::Array(fields)
+                if matches!(fields.first(), Some(redis::Value::BulkString(role)) if role == b"master"));
+            if !primary {
+                self.health.set(false, None);
+                if let Some(sentinels) = &self.sentinels {
+                    sentinels.lost.notify_one();
+                }
+                return Err(Unavailable);
+            }
+        }
+        Ok(connection)
+    }
+
+    /// With Sentinels, asks them for the primary until `shutdown`: at once when Redis stops
+    /// answering, then every [`PRIMARY_CHECK_WHILE_DOWN`] until it answers again, and every
+    /// [`PRIMARY_CHECK`] meanwhile. When they name another server, every connection moves to it.
+    /// Without Sentinels there is nothing to follow.
+    pub(crate) fn follow_primary(&self, shutdown: CancellationToken) {
+        let Some(sentinels) = self.sentinels.clone() else { return };
+        let redis = self.clone();
+        tokio::spawn(async move {
+            let target = &sentinels.target;
+            let mut sentinel = match Sentinel::build(target.sentinels.clone()) {
+                Ok(sentinel) => sentinel,
+                Err(err) => {
+                    tracing::error!(%err, "the Sentinels' addresses cannot be used: Redis stays unavailable");
+                    return;
+                }
+            };
+            let primary =
+                SentinelNodeConnectionInfo::default().set_redis_connection_info(target.primary.clone());
+            let mut asked_in_vain = false;
+            loop {
+                match sentinel.async_master_for(&target.name, Some(&primary)).await {
+                    Ok(client) => {
+                        asked_in_vain = false;
+                        redis.move_to(client, &sentinels.failovers);
+                    }
+                    Err(err) => {
+                        if !std::mem::replace(&mut asked_in_vain, true) {
+                            tracing::warn!(%err, name = %target.name, "the Sentinels do not name a primary yet: asking again");
+                        }
+                        redis.health.set(false, Some(&err));
+                    }
+                }
+                let wait =
+                    if redis.is_up() && !asked_in_vain { PRIMARY_CHECK } else { PRIMARY_CHECK_WHILE_DOWN };
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = sentinels.lost.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
+    }
+
+    /// Replaces the connections with ones to `client`'s server, unless they go there already.
+    fn move_to(&self, client: Client, failovers: &Counter) {
+        let address = client.get_connection_info().addr().clone();
+        let mut connections = self.connections.write();
+        let before = connections.as_ref().map(|current| current.client.get_connection_info().addr().clone());
+        if before.as_ref() == Some(&address) {
+            return;
+        }
+        *connections = Some(Arc::new(Connections::to(client, self.wait_replicas > 0)));
+        drop(connections);
+        self.generation.send_modify(|generation| *generation += 1);
+        match before {
+            None => tracing::info!(primary = %address, "the Sentinels name the Redis primary"),
+            Some(before) => {
+                failovers.inc();
+                tracing::warn!(primary = %address, %before, "the Sentinels name another Redis primary: every connection moves to it");
+            }
+        }
     }
 
     /// Passes `result` through, noting whether Redis answered; a failure becomes [`Unavailable`].
@@ -159,6 +402,9 @@ impl Redis {
             }
             Err(err) => {
                 self.health.set(false, Some(&err));
+                if let Some(sentinels) = &self.sentinels {
+                    sentinels.lost.notify_one();
+                }
                 Err(Unavailable)
             }
         }
@@ -172,7 +418,8 @@ impl Redis {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let (client, health) = (self.client.clone(), Arc::clone(&self.health));
+        let Ok(current) = self.current() else { return };
+        let (client, health) = (current.client.clone(), Arc::clone(&self.health));
         runtime.spawn(async move {
             match answers_ping(&client).await {
                 Ok(()) => tracing::warn!(
@@ -190,6 +437,35 @@ impl Redis {
     /// and a probe costs Redis nothing.
     pub(crate) fn is_up(&self) -> bool {
         self.health.is_up()
+    }
+}
+
+impl Connections {
+    /// Lazy connections to `client`'s server; `waits` when a publish waits for replicas too.
+    fn to(client: Client, waits: bool) -> Self {
+        let manager = |response_timeout| {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_response_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+                .set_max_delay(Duration::from_secs(2))
+                // A request while Redis is down gets its 503 at once (after one retry, 100 ms),
+                // not after the manager's default six retries (about 3 s); the next command tries
+                // again.
+                .set_number_of_retries(1);
+            // A lazy manager fails only for a resubscription without a push channel, which
+            // this configuration does not ask for.
+            ConnectionManager::new_lazy_with_config(client.clone(), config)
+                .expect("a lazy connection manager without resubscription")
+        };
+        // A publish that waits for replicas waits for them at most `WAIT`'s own timeout, which
+        // its connection allows for on top of the reply's.
+        let publish_timeout = if waits { RESPONSE_TIMEOUT + WAIT_TIMEOUT } else { RESPONSE_TIMEOUT };
+        Self {
+            connection: manager(RESPONSE_TIMEOUT),
+            replays: manager(REPLAY_TIMEOUT),
+            publishes: manager(publish_timeout),
+            client,
+        }
     }
 }
 
@@ -248,11 +524,14 @@ impl Health {
     fn set(&self, up: bool, err: Option<&RedisError>) {
         if self.up.swap(up, Ordering::Relaxed) != up {
             self.gauge.set(i64::from(up));
-            match err {
-                Some(err) => {
+            match (up, err) {
+                (false, Some(err)) => {
                     tracing::error!(%err, "Redis is unavailable: publishing, callbacks and new jobs answer 503 until it is back")
                 }
-                None => tracing::warn!("Redis is available again"),
+                (false, None) => {
+                    tracing::error!("Redis is unavailable (not the primary): publishing, callbacks and new jobs answer 503 until it is back")
+                }
+                (true, _) => tracing::warn!("Redis is available again"),
             }
         }
     }
@@ -273,5 +552,54 @@ impl Backoff {
         let wait = self.0;
         self.0 = (self.0 * 2).min(Duration::from_secs(2));
         wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sentinels(url: &str) -> Result<SentinelTarget, String> {
+        match url.parse::<RedisUrl>()? {
+            RedisUrl::Sentinels(target) => Ok(target),
+            RedisUrl::Server(_) => panic!("{url} was read as one server"),
+        }
+    }
+
+    #[test]
+    fn a_sentinel_url_names_every_sentinel_the_group_and_the_primary_s_password_and_database() {
+        let target = sentinels("redis+sentinel://:p%40ss@10.0.0.1:26379,sentinel-b:26380/main/2").unwrap();
+
+        let hosts: Vec<String> = target.sentinels.iter().map(|info| info.addr().to_string()).collect();
+        assert_eq!(hosts, ["10.0.0.1:26379", "sentinel-b:26380"]);
+        assert_eq!(target.name, "main");
+        let primary = &target.primary;
+        assert_eq!(primary.db(), 2);
+        assert_eq!(primary.password(), Some("p@ss"));
+        assert_eq!(primary.username(), None);
+        assert_eq!(sentinels("redis+sentinel://127.0.0.1:26379/main").unwrap().primary.db(), 0);
+    }
+
+    #[test]
+    fn a_sentinel_url_without_a_group_a_port_or_a_numeric_database_is_refused_with_the_reason() {
+        for (url, reason) in [
+            ("redis+sentinel://127.0.0.1:26379", "name the group"),
+            ("redis+sentinel://127.0.0.1:26379/", "name the group"),
+            ("redis+sentinel://127.0.0.1/main", "is not HOST:PORT"),
+            ("redis+sentinel://127.0.0.1:26379,/main", "is not HOST:PORT"),
+            ("redis+sentinel://127.0.0.1:26379/main/zero", "is not a number"),
+            ("redis+sentinel://:%zz@127.0.0.1:26379/main", "percent-encoded"),
+        ] {
+            let err = sentinels(url).err().unwrap_or_else(|| panic!("{url} was accepted"));
+            assert!(err.contains(reason), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn neither_kind_of_url_prints_its_password() {
+        for url in ["redis://:secret@127.0.0.1:6379/0", "redis+sentinel://:secret@127.0.0.1:26379/main"] {
+            let printed = format!("{:?}", url.parse::<RedisUrl>().unwrap());
+            assert!(!printed.contains("secret"), "{printed}");
+        }
     }
 }

@@ -85,6 +85,8 @@ impl CallbackAuth {
         match &self.replays {
             Replays::Memory(guard) => Ok(guard.first_use(signature)?),
             Replays::Redis { redis, remember_for } => {
+                let mut connection =
+                    redis.connection().map_err(|Unavailable| CallbackRefusal::Unavailable)?;
                 let first: Option<String> = redis
                     .observe(
                         redis::cmd("SET")
@@ -93,7 +95,7 @@ impl CallbackAuth {
                             .arg("NX")
                             .arg("PX")
                             .arg(remember_for.as_millis() as u64)
-                            .query_async(&mut redis.connection())
+                            .query_async(&mut connection)
                             .await,
                     )
                     .map_err(|Unavailable| CallbackRefusal::Unavailable)?;

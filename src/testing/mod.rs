@@ -4,7 +4,7 @@
 
 mod server;
 
-pub use loadgen::{median, millis, resident_kib, RedisServer, RunningBinary, PATIENCE};
+pub use loadgen::{median, millis, resident_kib, RedisServer, RunningBinary, SentinelGroup, PATIENCE};
 pub use server::{
     gauge, next_event, next_job_event, read_raw_until, spawn_app, spawn_app_with, start_worker, TestApp,
     CALLBACK_SECRET, SESSION_KEY, TOKEN, WORKER_TOKEN,

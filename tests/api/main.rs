@@ -12,6 +12,7 @@ mod conformance;
 mod connections;
 mod docs;
 mod events;
+mod failover;
 mod helpers;
 mod history;
 mod hostile;

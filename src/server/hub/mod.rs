@@ -99,6 +99,12 @@ pub(crate) struct KeyReused {
 pub(crate) enum PublishError {
     KeyReused(KeyReused),
     Unavailable,
+    /// The Redis primary holds the events, but fewer replicas than `--redis-wait-replicas`
+    /// confirmed them in time: a failover could lose them.
+    Unconfirmed {
+        confirmed: u32,
+        wanted: u32,
+    },
 }
 
 impl From<Unavailable> for PublishError {
@@ -293,7 +299,7 @@ impl Hub {
     pub async fn publish(&self, event: NewEvent) -> Result<Published, Unavailable> {
         match self.append(vec![(event, None)]).await {
             Ok(published) => Ok(published[0]),
-            Err(PublishError::Unavailable) => Err(Unavailable),
+            Err(PublishError::Unavailable | PublishError::Unconfirmed { .. }) => Err(Unavailable),
             Err(PublishError::KeyReused(_)) => unreachable!("a publish without a key reuses none"),
         }
     }
@@ -1025,7 +1031,7 @@ mod tests {
             #[cfg(feature = "testing")]
             pub(super) async fn on_redis(settings: HubSettings) -> Self {
                 let server = crate::testing::RedisServer::start().await;
-                let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Default::default());
+                let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Default::default(), 0);
                 let shutdown = CancellationToken::new();
                 let hub = Hub::on_redis(redis, settings, ReaderStats::default(), &shutdown);
                 hub.following(Duration::from_secs(5)).await;

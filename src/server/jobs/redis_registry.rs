@@ -45,6 +45,7 @@ impl RedisRegistry {
     pub(crate) async fn start(&self, session: Topic) -> Result<JobView, StartError> {
         let view = new_running_job();
         let keep = self.timeout + KEEP_FINISHED;
+        let mut connection = self.redis.connection().map_err(|Unavailable| StartError::Unavailable)?;
         let answer: String = self
             .redis
             .observe(
@@ -61,7 +62,7 @@ impl RedisRegistry {
                     .arg(keep.as_millis() as u64)
                     .arg(LISTED_PER_SESSION)
                     .arg(keys::JOB_PREFIX)
-                    .invoke_async(&mut self.redis.connection())
+                    .invoke_async(&mut connection)
                     .await,
             )
             .map_err(|Unavailable| StartError::Unavailable)?;
@@ -80,6 +81,7 @@ impl RedisRegistry {
         status: JobStatus,
         result: String,
     ) -> Result<(Topic, JobView), FinishError> {
+        let mut connection = self.redis.connection().map_err(|Unavailable| FinishError::Unavailable)?;
         let answer: Vec<String> = self
             .redis
             .observe(
@@ -90,7 +92,7 @@ impl RedisRegistry {
                     .arg(status.label())
                     .arg(&result)
                     .arg(KEEP_FINISHED.as_millis() as u64)
-                    .invoke_async(&mut self.redis.connection())
+                    .invoke_async(&mut connection)
                     .await,
             )
             .map_err(|Unavailable| FinishError::Unavailable)?;
@@ -113,7 +115,7 @@ impl RedisRegistry {
 
     /// The jobs of one session, newest first.
     pub(crate) async fn of_session(&self, session: &Topic) -> Result<Vec<JobView>, Unavailable> {
-        let mut connection = self.redis.connection();
+        let mut connection = self.redis.connection()?;
         let ids: Vec<String> = self.redis.observe(
             redis::cmd("ZREVRANGE")
                 .arg(keys::session_jobs(session))
@@ -154,7 +156,7 @@ impl RedisRegistry {
     /// instance may have died with their timer. At most 100 a call.
     pub(crate) async fn overdue(&self) -> Result<Vec<String>, Unavailable> {
         self.redis.observe(
-            self.overdue.key(keys::JOBS_RUNNING).arg(100).invoke_async(&mut self.redis.connection()).await,
+            self.overdue.key(keys::JOBS_RUNNING).arg(100).invoke_async(&mut self.redis.connection()?).await,
         )
     }
 }

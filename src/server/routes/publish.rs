@@ -322,6 +322,7 @@ pub(crate) async fn publish(
             }
         }
         PublishError::Unavailable => ApiError::unavailable(),
+        PublishError::Unconfirmed { confirmed, wanted } => ApiError::unconfirmed(confirmed, wanted),
     })?;
     let answer = |published: &Published| {
         json!({

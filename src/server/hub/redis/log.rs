@@ -45,7 +45,7 @@ impl RedisLog {
                 invocation.arg(topic.as_str());
             }
             let answer: Vec<Vec<u8>> =
-                invocation.invoke_async(&mut self.redis.replay_connection()).await.map_err(|err| {
+                invocation.invoke_async(&mut self.redis.replay_connection()?).await.map_err(|err| {
                     tracing::debug!(%err, "a replay could not be read: the resume tries again");
                     Unavailable
                 })?;
@@ -105,7 +105,7 @@ impl RedisLog {
         let epoch = self.epoch().await?;
         let seq: Option<u64> = self
             .redis
-            .observe(redis::cmd("GET").arg(keys::SEQ).query_async(&mut self.redis.connection()).await)?;
+            .observe(redis::cmd("GET").arg(keys::SEQ).query_async(&mut self.redis.connection()?).await)?;
         Ok(EventId { incarnation: epoch, seq: seq.unwrap_or(0) })
     }
 
@@ -150,7 +150,7 @@ mod tests {
     #[tokio::test]
     async fn one_purge_forgets_every_idle_topic_however_many_there_are() {
         let server = crate::testing::RedisServer::start().await;
-        let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Default::default());
+        let redis = Redis::open(&server.url().parse().expect("a Redis URL"), Default::default(), 0);
         let shutdown = CancellationToken::new();
         let settings =
             HubSettings { history_age: Duration::from_millis(200), ..crate::server::hub::tests::settings() };

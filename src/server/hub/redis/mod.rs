@@ -88,6 +88,7 @@ struct Scripts {
     since: Script,
     purge: Script,
     claim_epoch: Script,
+    fence: Script,
     presence_put: Script,
     presence_get: Script,
     presence_list: Script,
@@ -122,6 +123,7 @@ impl RedisLog {
                 since: Script::new(include_str!("lua/since.lua")),
                 purge: Script::new(include_str!("lua/purge.lua")),
                 claim_epoch: Script::new(include_str!("lua/claim_epoch.lua")),
+                fence: Script::new(include_str!("lua/fence.lua")),
                 presence_put: Script::new(include_str!("lua/presence_put.lua")),
                 presence_get: Script::new(include_str!("lua/presence_get.lua")),
                 presence_list: Script::new(include_str!("lua/presence_list.lua")),
@@ -150,7 +152,7 @@ impl RedisLog {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, Unavailable> {
-        self.redis.observe(invocation.invoke_async(&mut self.redis.connection()).await)
+        self.redis.observe(invocation.invoke_async(&mut self.redis.connection()?).await)
     }
 
     /// The epoch this instance knows, claimed in Redis on first use.
@@ -173,11 +175,24 @@ impl RedisLog {
         self.adopt(&current)
     }
 
+    /// Moves the log from epoch `from` to a new one, unless another instance did already, and
+    /// adopts whichever is there: after a failover that may have lost events, so that no id of
+    /// the old epoch can resume against a log that may number other events the same.
+    async fn fence(&self, from: u64) -> Result<u64, Unavailable> {
+        let proposal = unix_millis().max(from + 1);
+        let current: Option<String> =
+            self.run(self.scripts.fence.key(keys::EPOCH).arg(from).arg(proposal)).await?;
+        match current {
+            Some(current) => self.adopt(&current),
+            None => self.claim_epoch().await,
+        }
+    }
+
     fn adopt(&self, current: &str) -> Result<u64, Unavailable> {
         let epoch = number("the epoch", current.as_bytes())?;
         let before = self.epoch.swap(epoch, Ordering::AcqRel);
         if before != 0 && before != epoch {
-            tracing::error!(before, now = epoch, "Redis lost its data: events are numbered in a new epoch, and every stream is told with a reset");
+            tracing::error!(before, now = epoch, "the log's epoch changed (Redis lost its data, or failed over and may have lost events): events are numbered in the new one");
         }
         Ok(epoch)
     }

@@ -119,7 +119,7 @@ impl RedisLog {
             pipeline.cmd("XREVRANGE").arg(keys::topic(topic)).arg("+").arg("-").arg("COUNT").arg(1);
         }
         let replies: Vec<redis::streams::StreamRangeReply> =
-            self.redis.observe(pipeline.query_async(&mut self.redis.connection()).await)?;
+            self.redis.observe(pipeline.query_async(&mut self.redis.connection()?).await)?;
         replies
             .iter()
             .map(|reply| {

@@ -10,7 +10,7 @@ use super::{number, RedisLog, LOG_LEN, PUBLISH_BATCH};
 use crate::server::{
     event::{self, EventId, NewEvent, Topic},
     hub::{KeyReused, Once, PublishError},
-    redis::{keys, Unavailable},
+    redis::{keys, Unavailable, WAIT_TIMEOUT},
 };
 
 /// A publish request waiting for the publisher task (one event, or a batch that goes to Redis
@@ -81,9 +81,28 @@ impl RedisLog {
                         .arg(group);
                 }
             }
-            let answer: Vec<String> = self.run(&invocation).await?;
+            // On the publishes' own connection, which `WAIT` holds until replicas confirm.
+            let mut connection = self.redis.publish_connection()?;
+            let answer: Vec<String> = self.redis.observe(invocation.invoke_async(&mut connection).await)?;
             match answer.as_slice() {
                 [status, total, evicted, answers @ ..] if status == "ok" && answers.len() == 2 * events => {
+                    let wanted = self.redis.wait_replicas();
+                    if wanted > 0 {
+                        // Every write of this connection so far, this script's included.
+                        let confirmed: u32 = self.redis.observe(
+                            redis::cmd("WAIT")
+                                .arg(wanted)
+                                .arg(WAIT_TIMEOUT.as_millis() as u64)
+                                .query_async(&mut connection)
+                                .await,
+                        )?;
+                        if confirmed < wanted {
+                            return Ok(batch
+                                .iter()
+                                .map(|_| Err(PublishError::Unconfirmed { confirmed, wanted }))
+                                .collect());
+                        }
+                    }
                     self.history_bytes.set(number("the history's bytes", total.as_bytes())? as i64);
                     self.evicted_for_bytes.inc_by(number("the evicted events", evicted.as_bytes())?);
                     let mut answers = answers.chunks_exact(2);

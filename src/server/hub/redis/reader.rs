@@ -1,13 +1,23 @@
 //! The reader: one per instance, following the shared log on a connection of its own and
 //! handing each entry to this instance's subscribers.
+//!
+//! After a Redis failover the log may have lost its latest entries, as replication is
+//! asynchronous, and the new primary numbers new events as the lost ones were. The reader
+//! remembers what it delivered last ([`RECENT`] entries, by a fingerprint of each) and, when it
+//! follows a new primary, tells apart a log that still holds them from one that lost some:
+//! nothing is ever delivered twice under one id, or skipped without a reset.
 
 use std::{
+    collections::{HashMap, VecDeque},
+    hash::{DefaultHasher, Hash, Hasher},
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
+
+use redis::aio::MultiplexedConnection;
 
 use super::{number, ReaderStats, RedisLog, READ_BATCH, READ_BLOCK};
 use crate::server::{
@@ -29,8 +39,16 @@ pub(in crate::server::hub) fn spawn_reader(
 ) {
     tokio::spawn(async move {
         let slice = (subscribers.queue_len() / 2).max(1);
-        let mut reader =
-            Reader { subscribers, log, slice, stats, position: None, backoff: Backoff::default() };
+        let mut reader = Reader {
+            subscribers,
+            log,
+            slice,
+            stats,
+            position: None,
+            recent: VecDeque::with_capacity(RECENT),
+            primary: None,
+            backoff: Backoff::default(),
+        };
         tokio::select! {
             () = shutdown.cancelled() => {}
             () = reader.run() => {}
@@ -46,23 +64,42 @@ struct Reader {
     stats: ReaderStats,
     /// The last entry delivered: its epoch and sequence number (`None` before the first read).
     position: Option<EventId>,
+    /// The latest entries delivered, oldest first: each one's sequence number and fingerprint.
+    recent: VecDeque<(u64, u64)>,
+    /// The connections' generation this reader last read from: it grows when Redis fails over.
+    primary: Option<u64>,
     backoff: Backoff,
 }
 
+/// How many delivered entries the reader remembers to find, after a failover, the last one the
+/// new primary holds too: more than replication lags behind by in any failover seen here.
+const RECENT: usize = 256;
+
 impl Reader {
     async fn run(&mut self) {
+        let mut moves = self.log.redis.primary_moves();
         loop {
+            moves.mark_unchanged();
             if let Err(Unavailable) = self.follow().await {
-                tokio::time::sleep(self.backoff.next()).await;
+                // A failover's new primary is tried at once, not after the backoff.
+                tokio::select! {
+                    () = tokio::time::sleep(self.backoff.next()) => {}
+                    _ = moves.changed() => {}
+                }
             }
         }
     }
 
-    /// One connection's worth of reading; returns when Redis fails.
+    /// One connection's worth of reading; returns when Redis fails, or fails over.
     async fn follow(&mut self) -> Result<(), Unavailable> {
         let log = Arc::clone(&self.log);
+        let generation = log.redis.generation();
         let mut connection = log.redis.dedicated_connection(READ_BLOCK).await?;
-        self.check_epoch().await?;
+        let failed_over = self.primary.replace(generation).is_some_and(|before| before != generation);
+        if failed_over && self.position.is_some() {
+            self.after_failover(&mut connection).await?;
+        }
+        self.check_epoch(&mut connection).await?;
         if self.position.is_none() {
             let last: redis::streams::StreamRangeReply = log.redis.observe(
                 redis::cmd("XREVRANGE")
@@ -97,8 +134,13 @@ impl Reader {
                     .query_async(&mut connection)
                     .await,
             )?;
+            if log.redis.generation() != generation {
+                // Another primary: what this read brought may be from the old one, which the
+                // new one may not hold; the next connection starts from what was delivered.
+                return Ok(());
+            }
             match read {
-                redis::Value::Nil => self.check_epoch().await?,
+                redis::Value::Nil => self.check_epoch(&mut connection).await?,
                 reply => {
                     // A read may hold a thousand entries, far more than a subscriber's queue:
                     // handed over in slices of half a queue, with the streams' tasks let run in
@@ -115,23 +157,100 @@ impl Reader {
         }
     }
 
-    /// Compares the epoch in Redis with the one delivered so far: a new one means Redis lost its
-    /// data, and every local stream gets a reset positioned at the new top. Claiming it renews
-    /// the shared keys' lives, which this does every idle second.
-    async fn check_epoch(&mut self) -> Result<(), Unavailable> {
-        let log = Arc::clone(&self.log);
-        let epoch = log.claim_epoch().await?;
-        if let Some(position) = self.position.filter(|position| position.incarnation != epoch) {
-            let top = log.top().await?;
-            tracing::warn!(
-                before = position.incarnation,
-                now = epoch,
-                "the log's epoch changed: resetting every stream"
-            );
-            self.subscribers.reset_all(top);
-            self.position = Some(top);
+    /// Compares the epoch in Redis with the one delivered so far. A new one means Redis lost its
+    /// data, or another instance moved the log on after a failover: the streams keep going if
+    /// the log still holds what this reader delivered, else they get a reset. Claiming the epoch
+    /// renews the shared keys' lives, which this does every idle second.
+    async fn check_epoch(&mut self, connection: &mut MultiplexedConnection) -> Result<(), Unavailable> {
+        let epoch = self.log.claim_epoch().await?;
+        if self.position.is_some_and(|position| position.incarnation != epoch) {
+            self.check_continuity(connection, epoch).await?;
         }
         Ok(())
+    }
+
+    /// Redis failed over. Without `--redis-wait-replicas`, nothing proves the new primary holds
+    /// every event acknowledged, nor every one this reader delivered: the log moves to a new epoch
+    /// (so that no earlier id resumes against it) and every stream gets a reset. With it, every
+    /// acknowledged event is there, and only entries delivered before their replicas confirmed
+    /// them may be gone: [`check_continuity`](Self::check_continuity) tells.
+    async fn after_failover(&mut self, connection: &mut MultiplexedConnection) -> Result<(), Unavailable> {
+        let position = self.position.expect("checked by the caller");
+        if self.log.redis.wait_replicas() == 0 {
+            let epoch = self.log.fence(position.incarnation).await?;
+            let top = self.log.top().await?;
+            tracing::warn!(
+                epoch,
+                "Redis failed over, and without --redis-wait-replicas the new primary may lack acknowledged events: every stream is reset"
+            );
+            self.reset_at(EventId { incarnation: epoch, ..top });
+            return Ok(());
+        }
+        self.check_continuity(connection, position.incarnation).await
+    }
+
+    /// Whether the log still holds the last entries this reader delivered. If it does, reading
+    /// goes on (under `epoch`, which the log may have moved to). If it lost some, the log moves to
+    /// a new epoch and the streams get a reset positioned at the last entry both hold, from which
+    /// reading goes on, so that the events the new primary took since reach them all the same.
+    /// If it holds none of them (Redis lost its data), the streams are reset at the top.
+    async fn check_continuity(
+        &mut self,
+        connection: &mut MultiplexedConnection,
+        epoch: u64,
+    ) -> Result<(), Unavailable> {
+        let (Some(&(oldest, _)), Some(&(last, _))) = (self.recent.front(), self.recent.back()) else {
+            let top = self.log.top().await?;
+            if self.position.is_some_and(|position| position.incarnation != top.incarnation) {
+                tracing::warn!(now = top.incarnation, "the log's epoch changed: resetting every stream");
+                self.reset_at(top);
+            }
+            return Ok(());
+        };
+        let held: redis::Value = self.log.redis.observe(
+            redis::cmd("XRANGE")
+                .arg(keys::LOG)
+                .arg(format!("{oldest}-0"))
+                .arg(format!("{last}-0"))
+                .query_async(connection)
+                .await,
+        )?;
+        let held: HashMap<u64, u64> =
+            LogEntry::in_range(held).iter().map(|entry| (entry.seq, entry.fingerprint())).collect();
+        let common = self.recent.iter().rev().find(|(seq, fingerprint)| held.get(seq) == Some(fingerprint));
+        match common.map(|&(seq, _)| seq) {
+            Some(seq) if seq == last => {
+                self.position = Some(EventId { incarnation: epoch, seq });
+            }
+            Some(seq) => {
+                let lost = self.recent.iter().filter(|(delivered, _)| *delivered > seq).count();
+                let epoch = self.log.fence(epoch).await?;
+                tracing::warn!(
+                    lost,
+                    from = seq,
+                    epoch,
+                    "the log no longer holds entries this instance delivered (they were not on the replica that took over): every stream is reset, and reading goes on from the last entry the log holds"
+                );
+                self.recent.retain(|(delivered, _)| *delivered <= seq);
+                self.reset_at(EventId { incarnation: epoch, seq });
+            }
+            None => {
+                let top = self.log.top().await?;
+                tracing::warn!(
+                    now = top.incarnation,
+                    "the log holds none of the entries this instance delivered last: resetting every stream"
+                );
+                self.reset_at(top);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells every local stream to reset, positioned at `at`, from which reading goes on.
+    fn reset_at(&mut self, at: EventId) {
+        self.subscribers.reset_all(at);
+        self.position = Some(at);
+        self.recent.retain(|(seq, _)| *seq <= at.seq);
     }
 
     fn deliver(&mut self, entry: &LogEntry) {
@@ -147,6 +266,10 @@ impl Reader {
             );
         }
         self.position = Some(EventId { incarnation: position.incarnation, seq });
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, entry.fingerprint()));
         let Some(topic) = std::str::from_utf8(&entry.topic).ok().and_then(|name| Topic::parse(name).ok())
         else {
             tracing::warn!(seq, "a log entry without a valid topic: skipped");
@@ -176,6 +299,20 @@ struct LogEntry {
 }
 
 impl LogEntry {
+    /// What tells this entry from another that a new primary numbered the same: its publish
+    /// time, topic and frame, hashed.
+    fn fingerprint(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        (self.at, &self.topic, self.frame.as_ref()).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The entries of an `XRANGE` reply `[[id, [field, value, …]], …]`.
+    fn in_range(reply: redis::Value) -> Vec<LogEntry> {
+        let redis::Value::Array(entries) = reply else { return vec![] };
+        entries.into_iter().filter_map(Self::from_entry).collect()
+    }
+
     /// The entries of a reply `[[key, [[id, [field, value, …]], …]]]`; an entry that is not
     /// `t`, `a`, `f` as `publish.lua` writes it is skipped.
     fn all_of(reply: redis::Value) -> Vec<LogEntry> {
