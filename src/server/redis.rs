@@ -79,6 +79,8 @@ pub(crate) struct Redis {
 /// The connections to one primary: a multiplexed connection that reconnects by itself, one for
 /// replays, one for publishes, and a client to open the hub reader's own connection with.
 struct Connections {
+    /// Which primary these are for: the [`Redis::generation`] they were made in.
+    generation: u64,
     client: Client,
     connection: ConnectionManager,
     /// Replays' own connection: a large reply queued on the shared one would hold up every
@@ -236,7 +238,7 @@ impl Redis {
         });
         let (connections, sentinels) = match url {
             RedisUrl::Server(client) => {
-                (Some(Arc::new(Connections::to(client.clone(), wait_replicas > 0))), None)
+                (Some(Arc::new(Connections::to(client.clone(), 0, wait_replicas > 0))), None)
             }
             RedisUrl::Sentinels(target) => (
                 None,
@@ -296,12 +298,14 @@ impl Redis {
     }
 
     /// A connection of its own, for a blocking read that must not stall everyone else's
-    /// commands (redis-rs#1319). `block` is the longest the read blocks for.
+    /// commands (redis-rs#1319), and the [`generation`](Self::generation) of the primary it
+    /// reaches. `block` is the longest the read blocks for.
     pub(crate) async fn dedicated_connection(
         &self,
         block: Duration,
-    ) -> Result<redis::aio::MultiplexedConnection, Unavailable> {
-        let client = self.current()?.client.clone();
+    ) -> Result<(redis::aio::MultiplexedConnection, u64), Unavailable> {
+        let current = self.current()?;
+        let (client, generation) = (current.client.clone(), current.generation);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(block + RESPONSE_TIMEOUT));
@@ -321,7 +325,7 @@ impl Redis {
                 return Err(Unavailable);
             }
         }
-        Ok(connection)
+        Ok((connection, generation))
     }
 
     /// With Sentinels, asks them for the primary until `shutdown`: at once when Redis stops
@@ -375,9 +379,12 @@ impl Redis {
         if before.as_ref() == Some(&address) {
             return;
         }
-        *connections = Some(Arc::new(Connections::to(client, self.wait_replicas > 0)));
+        // Under the lock, so that the generation a holder compares with is never older than
+        // the connections it got.
+        let generation = *self.generation.borrow() + 1;
+        *connections = Some(Arc::new(Connections::to(client, generation, self.wait_replicas > 0)));
+        self.generation.send_replace(generation);
         drop(connections);
-        self.generation.send_modify(|generation| *generation += 1);
         match before {
             None => tracing::info!(primary = %address, "the Sentinels name the Redis primary"),
             Some(before) => {
@@ -441,8 +448,9 @@ impl Redis {
 }
 
 impl Connections {
-    /// Lazy connections to `client`'s server; `waits` when a publish waits for replicas too.
-    fn to(client: Client, waits: bool) -> Self {
+    /// Lazy connections to `client`'s server, for `generation`; `waits` when a publish waits for
+    /// replicas too.
+    fn to(client: Client, generation: u64, waits: bool) -> Self {
         let manager = |response_timeout| {
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_response_timeout(Some(response_timeout))
@@ -461,6 +469,7 @@ impl Connections {
         // its connection allows for on top of the reply's.
         let publish_timeout = if waits { RESPONSE_TIMEOUT + WAIT_TIMEOUT } else { RESPONSE_TIMEOUT };
         Self {
+            generation,
             connection: manager(RESPONSE_TIMEOUT),
             replays: manager(REPLAY_TIMEOUT),
             publishes: manager(publish_timeout),

@@ -71,6 +71,13 @@ struct Reader {
     backoff: Backoff,
 }
 
+/// What a reset does with the entries remembered: keep those up to where it is positioned (the
+/// log holds them, as checked), or forget them all (the log may hold others under their ids).
+enum Recent {
+    KeepUpTo,
+    Forget,
+}
+
 /// How many delivered entries the reader remembers to find, after a failover, the last one the
 /// new primary holds too: more than replication lags behind by in any failover seen here.
 const RECENT: usize = 256;
@@ -93,8 +100,7 @@ impl Reader {
     /// One connection's worth of reading; returns when Redis fails, or fails over.
     async fn follow(&mut self) -> Result<(), Unavailable> {
         let log = Arc::clone(&self.log);
-        let generation = log.redis.generation();
-        let mut connection = log.redis.dedicated_connection(READ_BLOCK).await?;
+        let (mut connection, generation) = log.redis.dedicated_connection(READ_BLOCK).await?;
         let failed_over = self.primary.replace(generation).is_some_and(|before| before != generation);
         if failed_over && self.position.is_some() {
             self.after_failover(&mut connection).await?;
@@ -183,7 +189,7 @@ impl Reader {
                 epoch,
                 "Redis failed over, and without --redis-wait-replicas the new primary may lack acknowledged events: every stream is reset"
             );
-            self.reset_at(EventId { incarnation: epoch, ..top });
+            self.reset_at(EventId { incarnation: epoch, ..top }, Recent::Forget);
             return Ok(());
         }
         self.check_continuity(connection, position.incarnation).await
@@ -203,7 +209,7 @@ impl Reader {
             let top = self.log.top().await?;
             if self.position.is_some_and(|position| position.incarnation != top.incarnation) {
                 tracing::warn!(now = top.incarnation, "the log's epoch changed: resetting every stream");
-                self.reset_at(top);
+                self.reset_at(top, Recent::Forget);
             }
             return Ok(());
         };
@@ -231,8 +237,7 @@ impl Reader {
                     epoch,
                     "the log no longer holds entries this instance delivered (they were not on the replica that took over): every stream is reset, and reading goes on from the last entry the log holds"
                 );
-                self.recent.retain(|(delivered, _)| *delivered <= seq);
-                self.reset_at(EventId { incarnation: epoch, seq });
+                self.reset_at(EventId { incarnation: epoch, seq }, Recent::KeepUpTo);
             }
             None => {
                 let top = self.log.top().await?;
@@ -240,17 +245,20 @@ impl Reader {
                     now = top.incarnation,
                     "the log holds none of the entries this instance delivered last: resetting every stream"
                 );
-                self.reset_at(top);
+                self.reset_at(top, Recent::Forget);
             }
         }
         Ok(())
     }
 
     /// Tells every local stream to reset, positioned at `at`, from which reading goes on.
-    fn reset_at(&mut self, at: EventId) {
+    fn reset_at(&mut self, at: EventId, recent: Recent) {
         self.subscribers.reset_all(at);
         self.position = Some(at);
-        self.recent.retain(|(seq, _)| *seq <= at.seq);
+        match recent {
+            Recent::KeepUpTo => self.recent.retain(|(seq, _)| *seq <= at.seq),
+            Recent::Forget => self.recent.clear(),
+        }
     }
 
     fn deliver(&mut self, entry: &LogEntry) {
