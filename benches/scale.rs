@@ -2,7 +2,9 @@
 //! on one throwaway `redis-server`, held by seven worker processes on their own loopback source
 //! addresses (`loadgen::scale`), every event published on the first instance. Beside it, in the
 //! same invocation, the baseline: one instance in memory with 10,000 subscribers from one worker,
-//! the same events. Every figure comes with its ratio to the baseline's.
+//! the same events. Every figure comes with its ratio to the baseline's. Then the same 100,000
+//! on Nchan: six nginx servers with two workers each, their channels in one throwaway Redis
+//! (`nchan_use_redis`), compared with Herald's run.
 //!
 //! Prints the table and plots both runs' publish → arrival distributions to
 //! `docs/bench/scale.svg`. A subscriber refused, an event lost, doubled or reordered, or an
@@ -12,7 +14,7 @@
 //! (`make setup-test` installs it) and about 3 GB of memory. A few minutes on 2 cores; it stops by
 //! itself. `make test` runs its quick mode (`tests/load/scale.rs`).
 
-use loadgen::scale::{run, ScaleBinaries, ScalePlan, ScaleReport};
+use loadgen::scale::{run, ScaleBinaries, ScalePlan, ScaleReport, ScaleServer};
 use plotters::prelude::*;
 
 const PLOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/bench/scale.svg");
@@ -32,6 +34,16 @@ async fn main() {
     }
     let (baseline, full) = (&reports[0], &reports[1]);
     print_report(baseline, full);
+    eprintln!("scale: the same on Nchan…");
+    match run(&ScalePlan::nchan(), &binaries).await {
+        Ok(nchan) => {
+            print_nchan(full, &nchan);
+            reports.push(nchan);
+        }
+        Err(problem) => {
+            println!("\nNchan with 100,000 subscribers over six servers on Redis failed: {problem}")
+        }
+    }
     plot(&reports).expect("the plot is drawn");
     println!("wrote {PLOT}");
 }
@@ -90,9 +102,35 @@ fn print_report(baseline: &ScaleReport, full: &ScaleReport) {
     );
 }
 
-/// Both runs' publish → arrival distributions: the percentile against the time, log scale.
+/// Nchan's figures beside Herald's at the same scale; below 1 is better for Herald.
+fn print_nchan(herald: &ScaleReport, nchan: &ScaleReport) {
+    println!("\n{:<42} {:>23} {:>23} {:>14}", "", "Herald", "Nchan", "Herald / Nchan");
+    let row = |what: &str, herald: f64, nchan: f64, unit: &str| {
+        println!("{what:<42} {herald:>12.2} {unit:<10} {nchan:>12.2} {unit:<10} {:>13.2}x", herald / nchan);
+    };
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    row("every stream open in", herald.opened_in.as_secs_f64(), nchan.opened_in.as_secs_f64(), "s");
+    row("publish → arrival p50", herald.p50_ms, nchan.p50_ms, "ms");
+    row("publish → arrival p99", herald.p99_ms, nchan.p99_ms, "ms");
+    row("publish → arrival max", herald.max_ms, nchan.max_ms, "ms");
+    row(
+        "PSS per subscriber (mean of the instances)",
+        mean(&herald.kib_per_subscriber),
+        mean(&nchan.kib_per_subscriber),
+        "KiB",
+    );
+    row("burst: deliveries per second", herald.burst_deliveries_per_s, nchan.burst_deliveries_per_s, "/s");
+    if let (Some(cpu), Some(memory)) = (nchan.redis_cpu_seconds, nchan.redis_used_memory) {
+        println!(
+            "redis under Nchan: {cpu:.2} s of CPU over the events and the burst, used_memory {:.1} MiB",
+            memory as f64 / 1024.0 / 1024.0
+        );
+    }
+}
+
+/// Every run's publish → arrival distributions: the percentile against the time, log scale.
 fn plot(reports: &[ScaleReport]) -> Result<(), Box<dyn std::error::Error>> {
-    let colours = [BLACK, RGBColor(0, 114, 178)];
+    let colours = [BLACK, RGBColor(0, 114, 178), RGBColor(213, 94, 0)];
     let highest = reports.iter().map(|report| report.max_ms).fold(1.0, f64::max);
     let lowest =
         reports.iter().flat_map(|report| report.percentiles_ms.first()).fold(f64::MAX, |a, &b| a.min(b));
@@ -109,7 +147,11 @@ fn plot(reports: &[ScaleReport]) -> Result<(), Box<dyn std::error::Error>> {
     for (report, colour) in reports.iter().zip(colours) {
         let plan = &report.plan;
         let label = format!(
-            "{} subscribers, {} instance(s) {}",
+            "{}: {} subscribers, {} instance(s) {}",
+            match plan.server {
+                ScaleServer::Herald => "Herald",
+                ScaleServer::Nchan => "Nchan",
+            },
             plan.subscribers,
             plan.instances,
             if plan.redis { "on Redis" } else { "in memory" }

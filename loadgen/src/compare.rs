@@ -485,18 +485,7 @@ impl Server {
                 http(Process::Binary(axum), address, "/events", PublishBody::Raw)
             }
             System::Nchan => {
-                let (address, scratch) = scratch_for("nchan");
-                let config = std::fs::read_to_string(peers_dir().join("nchan.conf"))
-                    .expect("benches/peers/nchan.conf")
-                    .replace("{{dir}}", &scratch.display().to_string())
-                    .replace("{{port}}", &address.port().to_string())
-                    .replace("{{max_files}}", &open_files.to_string());
-                let config_path = scratch.join("nginx.conf");
-                std::fs::write(&config_path, config).expect("the scratch directory is writable");
-                let mut nginx = Command::new(nginx_binary());
-                nginx.arg("-p").arg(&scratch).arg("-c").arg(&config_path).args(["-e", "stderr"]);
-                let group = ProcessGroup::start(nginx, scratch);
-                let group = accepting(group, address).await;
+                let (group, address) = start_nchan(open_files, None).await;
                 http(Process::Group(group), address, "/events", PublishBody::Raw)
             }
             System::FlaskGevent => {
@@ -553,6 +542,30 @@ fn repository() -> &'static Path {
 
 fn peers_dir() -> PathBuf {
     repository().join("benches/peers")
+}
+
+/// Nchan (`benches/peers/nchan.conf`) on a free loopback port, its workers allowed `open_files`
+/// each; its channels in the Redis at `redis_url` if given (`nchan_use_redis`), so that several
+/// such servers share them, else in nginx's shared memory. `GET /events` subscribes, `POST
+/// /publish` publishes its body.
+pub(crate) async fn start_nchan(open_files: u64, redis_url: Option<&str>) -> (ProcessGroup, SocketAddr) {
+    let (address, scratch) = scratch_for("nchan");
+    let redis = match redis_url {
+        Some(url) => format!("nchan_redis_url \"{url}\";\n    nchan_use_redis on;"),
+        None => String::new(),
+    };
+    let config = std::fs::read_to_string(peers_dir().join("nchan.conf"))
+        .expect("benches/peers/nchan.conf")
+        .replace("{{dir}}", &scratch.display().to_string())
+        .replace("{{port}}", &address.port().to_string())
+        .replace("{{max_files}}", &open_files.to_string())
+        .replace("{{redis}}", &redis);
+    let config_path = scratch.join("nginx.conf");
+    std::fs::write(&config_path, config).expect("the scratch directory is writable");
+    let mut nginx = Command::new(nginx_binary());
+    nginx.arg("-p").arg(&scratch).arg("-c").arg(&config_path).args(["-e", "stderr"]);
+    let group = ProcessGroup::start(nginx, scratch);
+    (accepting(group, address).await, address)
 }
 
 /// Debian installs nginx in /usr/sbin, which is not on every user's PATH.

@@ -5,25 +5,39 @@
 //! and it fails on a subscriber that could not connect, an event lost, doubled or reordered, or an
 //! instance that logged Redis as unavailable (a slow reply taken for an outage).
 //!
+//! The same run can put Nchan under the swarm instead ([`ScalePlan::nchan`]): as many nginx
+//! servers with `libnginx-mod-nchan`, sharing their channels through the same kind of Redis.
+//!
 //! `benches/scale.rs` runs [`ScalePlan::full`] beside [`ScalePlan::baseline`] (one instance in
-//! memory) in one invocation; `tests/load/scale.rs` runs [`ScalePlan::quick`].
+//! memory) and [`ScalePlan::nchan`] in one invocation; `tests/load/scale.rs` runs
+//! [`ScalePlan::quick`].
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
 use crate::{
+    compare::start_nchan,
     raise_open_file_limit,
     sse_load::{payload, Publish, PublishBody, Publisher, Subscribe, Target},
     swarm::{monotonic_ns, share, Swarm, SwarmPlan},
-    ProcessTree, RedisServer, RunningBinary,
+    ProcessGroup, ProcessTree, RedisServer, RunningBinary,
 };
 
 /// The publish token of the instances the run starts.
 const TOKEN: &str = "the scale run's publish token";
 const TOPIC: &str = "scale";
 
+/// The relay under the swarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleServer {
+    Herald,
+    /// nginx with Nchan (`benches/peers/nchan.conf`, two workers each), its channels in Redis.
+    Nchan,
+}
+
 /// What one run puts together.
 #[derive(Clone, Debug)]
 pub struct ScalePlan {
+    pub server: ScaleServer,
     pub instances: usize,
     /// Whether the instances share a Redis (else one instance, in memory).
     pub redis: bool,
@@ -41,6 +55,7 @@ impl ScalePlan {
     /// 100,000 subscribers over six instances on one Redis.
     pub fn full() -> Self {
         Self {
+            server: ScaleServer::Herald,
             instances: 6,
             redis: true,
             subscribers: 100_000,
@@ -56,9 +71,16 @@ impl ScalePlan {
         Self { instances: 1, redis: false, subscribers: 10_000, workers: 1, ..Self::full() }
     }
 
+    /// The full run with Nchan in Herald's place: six nginx servers on one Redis. Nchan takes
+    /// one event a request, so the burst's events go one after another on one connection.
+    pub fn nchan() -> Self {
+        Self { server: ScaleServer::Nchan, ..Self::full() }
+    }
+
     /// `make test`'s: two instances on Redis with 2,000 subscribers each, from two workers.
     pub fn quick() -> Self {
         Self {
+            server: ScaleServer::Herald,
             instances: 2,
             redis: true,
             subscribers: 4_000,
@@ -105,30 +127,64 @@ pub struct ScaleReport {
     pub instances_with_late_replies: usize,
 }
 
+/// One relay instance of a run.
+enum Instance {
+    Herald(RunningBinary),
+    Nchan(ProcessGroup, SocketAddr),
+}
+
+impl Instance {
+    fn address(&self) -> SocketAddr {
+        match self {
+            Self::Herald(herald) => {
+                herald.url.trim_start_matches("http://").parse().expect("a loopback address")
+            }
+            Self::Nchan(_, address) => *address,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Self::Herald(herald) => herald.process.id().expect("running"),
+            Self::Nchan(nginx, _) => nginx.pid(),
+        }
+    }
+}
+
 /// Runs `plan`; an error says what failed (the first problem any process saw).
 pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleReport, String> {
-    raise_open_file_limit();
+    let open_files = raise_open_file_limit();
     let redis = match plan.redis {
         true => Some(RedisServer::start().await),
         false => None,
     };
     let mut instances = Vec::with_capacity(plan.instances);
     for _ in 0..plan.instances {
-        instances.push(start_instance(binaries.herald, redis.as_ref().map(RedisServer::url)).await);
+        let redis_url = redis.as_ref().map(RedisServer::url);
+        instances.push(match plan.server {
+            ScaleServer::Herald => Instance::Herald(start_instance(binaries.herald, redis_url).await),
+            ScaleServer::Nchan => {
+                let (nginx, address) = start_nchan(open_files, redis_url.as_deref()).await;
+                Instance::Nchan(nginx, address)
+            }
+        });
     }
-    let addresses: Vec<SocketAddr> = instances
-        .iter()
-        .map(|instance| instance.url.trim_start_matches("http://").parse().expect("a loopback address"))
-        .collect();
-    let trees: Vec<ProcessTree> =
-        instances.iter().map(|instance| ProcessTree::new(instance.process.id().expect("running"))).collect();
+    let addresses: Vec<SocketAddr> = instances.iter().map(Instance::address).collect();
+    let trees: Vec<ProcessTree> = instances.iter().map(|instance| ProcessTree::new(instance.pid())).collect();
+    let path = match plan.server {
+        ScaleServer::Herald => format!("/events?topic={TOPIC}"),
+        ScaleServer::Nchan => "/events".to_owned(),
+    };
     let target = Target {
         address: addresses[0],
-        subscribe: Subscribe::Http { path: format!("/events?topic={TOPIC}") },
+        subscribe: Subscribe::Http { path: path.clone() },
         publish: Publish::Http {
             path: "/publish".to_owned(),
-            bearer: Some(TOKEN.to_owned()),
-            body: PublishBody::HeraldJson { topic: TOPIC, keyed: true },
+            bearer: (plan.server == ScaleServer::Herald).then(|| TOKEN.to_owned()),
+            body: match plan.server {
+                ScaleServer::Herald => PublishBody::HeraldJson { topic: TOPIC, keyed: true },
+                ScaleServer::Nchan => PublishBody::Raw,
+            },
         },
     };
     let mut publisher = Publisher::connect(&target).await?;
@@ -139,7 +195,7 @@ pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleRepo
     let events = 1 + plan.events + plan.burst;
     let swarm_plan = SwarmPlan {
         targets: addresses.clone(),
-        path: format!("/events?topic={TOPIC}"),
+        path,
         subscribers: plan.subscribers,
         workers: plan.workers,
         events,
@@ -175,7 +231,14 @@ pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleRepo
     let burst: Vec<String> = (plan.events + 1..events).map(payload).collect();
     let burst_sent = monotonic_ns();
     if !burst.is_empty() {
-        publisher.publish(&burst).await?;
+        match plan.server {
+            ScaleServer::Herald => publisher.publish(&burst).await?,
+            ScaleServer::Nchan => {
+                for event in &burst {
+                    publisher.publish(std::slice::from_ref(event)).await?;
+                }
+            }
+        }
         swarm.reached(events - 1, plan.patience).await?;
     }
     let (redis_cpu_seconds, redis_used_memory) = match (&redis, redis_cpu_before) {
@@ -208,14 +271,21 @@ pub async fn run(plan: &ScalePlan, binaries: &ScaleBinaries) -> Result<ScaleRepo
         None => 0.0,
     };
 
-    for (index, instance) in instances.iter().enumerate() {
+    let heralds: Vec<&RunningBinary> = instances
+        .iter()
+        .filter_map(|instance| match instance {
+            Instance::Herald(herald) => Some(herald),
+            Instance::Nchan(..) => None,
+        })
+        .collect();
+    for (index, instance) in heralds.iter().enumerate() {
         if let Some(line) = instance.log().lines().find(|line| line.contains("Redis is unavailable")) {
             let kept = std::env::temp_dir().join(format!("herald-scale-instance-{index}.log"));
             let _ = std::fs::write(&kept, instance.log());
             return Err(format!("instance {index} took Redis for unavailable ({}): {line}", kept.display()));
         }
     }
-    let instances_with_late_replies = instances
+    let instances_with_late_replies = heralds
         .iter()
         .filter(|instance| instance.log().contains("a Redis reply came later than its timeout"))
         .count();
