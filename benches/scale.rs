@@ -65,22 +65,7 @@ fn print_report(baseline: &ScaleReport, full: &ScaleReport) {
         "{} events of 100 B published one at a time on the first instance, then {} in one batch\n",
         full.plan.events, full.plan.burst
     );
-    let row = |what: &str, base: f64, scale: f64, unit: &str| {
-        println!("{what:<42} {base:>12.2} {unit:<10} {scale:>12.2} {unit:<10} {:>6.2}x", scale / base);
-    };
-    println!("{:<42} {:>23} {:>23} {:>7}", "", "baseline", "scale", "ratio");
-    row("every stream open in", baseline.opened_in.as_secs_f64(), full.opened_in.as_secs_f64(), "s");
-    row("publish → arrival p50", baseline.p50_ms, full.p50_ms, "ms");
-    row("publish → arrival p99", baseline.p99_ms, full.p99_ms, "ms");
-    row("publish → arrival max", baseline.max_ms, full.max_ms, "ms");
-    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
-    row(
-        "PSS per subscriber (mean of the instances)",
-        mean(&baseline.kib_per_subscriber),
-        mean(&full.kib_per_subscriber),
-        "KiB",
-    );
-    row("burst: deliveries per second", baseline.burst_deliveries_per_s, full.burst_deliveries_per_s, "/s");
+    print_side_by_side(("baseline", baseline), ("scale", full));
     for (index, (subscribers, kib)) in
         full.subscribers_per_instance.iter().zip(&full.kib_per_subscriber).enumerate()
     {
@@ -102,24 +87,34 @@ fn print_report(baseline: &ScaleReport, full: &ScaleReport) {
     );
 }
 
-/// Nchan's figures beside Herald's at the same scale; below 1 is better for Herald.
-fn print_nchan(herald: &ScaleReport, nchan: &ScaleReport) {
-    println!("\n{:<42} {:>23} {:>23} {:>14}", "", "Herald", "Nchan", "Herald / Nchan");
-    let row = |what: &str, herald: f64, nchan: f64, unit: &str| {
-        println!("{what:<42} {herald:>12.2} {unit:<10} {nchan:>12.2} {unit:<10} {:>13.2}x", herald / nchan);
+/// The figures of two runs in columns, and the second's over the first's.
+fn print_side_by_side(
+    (first_name, first): (&str, &ScaleReport),
+    (second_name, second): (&str, &ScaleReport),
+) {
+    let ratio = format!("{second_name} / {first_name}");
+    println!("{:<42} {first_name:>23} {second_name:>23} {ratio:>16}", "");
+    let row = |what: &str, first: f64, second: f64, unit: &str| {
+        println!("{what:<42} {first:>12.2} {unit:<10} {second:>12.2} {unit:<10} {:>15.2}x", second / first);
     };
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
-    row("every stream open in", herald.opened_in.as_secs_f64(), nchan.opened_in.as_secs_f64(), "s");
-    row("publish → arrival p50", herald.p50_ms, nchan.p50_ms, "ms");
-    row("publish → arrival p99", herald.p99_ms, nchan.p99_ms, "ms");
-    row("publish → arrival max", herald.max_ms, nchan.max_ms, "ms");
+    row("every stream open in", first.opened_in.as_secs_f64(), second.opened_in.as_secs_f64(), "s");
+    row("publish → arrival p50", first.p50_ms, second.p50_ms, "ms");
+    row("publish → arrival p99", first.p99_ms, second.p99_ms, "ms");
+    row("publish → arrival max", first.max_ms, second.max_ms, "ms");
     row(
         "PSS per subscriber (mean of the instances)",
-        mean(&herald.kib_per_subscriber),
-        mean(&nchan.kib_per_subscriber),
+        mean(&first.kib_per_subscriber),
+        mean(&second.kib_per_subscriber),
         "KiB",
     );
-    row("burst: deliveries per second", herald.burst_deliveries_per_s, nchan.burst_deliveries_per_s, "/s");
+    row("burst: deliveries per second", first.burst_deliveries_per_s, second.burst_deliveries_per_s, "/s");
+}
+
+/// Nchan's figures beside Herald's at the same scale; a ratio below 1 is better for Herald.
+fn print_nchan(herald: &ScaleReport, nchan: &ScaleReport) {
+    println!();
+    print_side_by_side(("Nchan", nchan), ("Herald", herald));
     if let (Some(cpu), Some(memory)) = (nchan.redis_cpu_seconds, nchan.redis_used_memory) {
         println!(
             "redis under Nchan: {cpu:.2} s of CPU over the events and the burst, used_memory {:.1} MiB",
