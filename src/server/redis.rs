@@ -103,6 +103,9 @@ struct Sentinels {
 /// Whether Redis answers, mirrored in the `herald_redis_up` gauge, and when it last did.
 struct Health {
     up: AtomicBool,
+    /// Redis has answered since start: the first answer after the Sentinels name the primary
+    /// is not a return.
+    answered: AtomicBool,
     gauge: Gauge,
     /// A probe is on its way: late replies meanwhile start no other.
     probing: AtomicBool,
@@ -232,6 +235,7 @@ impl Redis {
         series.up.set(i64::from(up));
         let health = Arc::new(Health {
             up: AtomicBool::new(up),
+            answered: AtomicBool::new(up),
             gauge: series.up,
             probing: AtomicBool::new(false),
             slow_replies: series.slow_replies,
@@ -540,7 +544,10 @@ impl Health {
                 (false, None) => {
                     tracing::error!("Redis is unavailable (not the primary): publishing, callbacks and new jobs answer 503 until it is back")
                 }
-                (true, _) => tracing::warn!("Redis is available again"),
+                (true, _) if self.answered.swap(true, Ordering::Relaxed) => {
+                    tracing::warn!("Redis is available again")
+                }
+                (true, _) => tracing::info!("Redis is available"),
             }
         }
     }
