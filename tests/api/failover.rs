@@ -11,7 +11,9 @@ use tokio::{sync::mpsc, time::Instant};
 
 use futures::StreamExt;
 
-use crate::helpers::{gauge, spawn_app_with, Config, RedisServer, SentinelGroup, TestApp, PATIENCE, TOKEN};
+use crate::helpers::{
+    gauge, next_event, spawn_app_with, Config, RedisServer, SentinelGroup, TestApp, PATIENCE, TOKEN,
+};
 
 /// Events acknowledged while the replica follows the primary; then events published while it
 /// does not (for at most [`DETACHED_FOR`]), which only the primary holds when it is killed; then
@@ -78,6 +80,45 @@ async fn with_wait_replicas_and_no_replica_to_confirm_a_publish_gets_503_and_red
     assert!(message.contains("0 of the 1 replicas"), "{message}");
     assert!(message.contains("same Idempotency-Key"), "{message}");
     assert_eq!(app.get("/readyz").await.status(), 200, "a Redis that answers is up, replicas or not");
+}
+
+#[tokio::test]
+async fn a_reader_whose_log_lost_entries_it_delivered_resets_at_the_last_entry_both_hold_and_delivers_their_replacements(
+) {
+    let redis = RedisServer::start().await;
+    let app =
+        spawn_app_with(|config| config.redis_url = Some(redis.url().parse().expect("a Redis URL"))).await;
+    let mut stream = app.subscribe(&format!("/events?topic={TOPIC}")).await;
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        ids.push(app.publish_ok(TOPIC, &n.to_string()).await);
+    }
+    for n in 1..=5 {
+        assert_eq!(next_event(&mut stream).await.data, n.to_string());
+    }
+    let seq = |id: &str| id.rsplit_once('-').expect("an <epoch>-<seq> id").1.to_owned();
+    let (kept, lost) = (seq(&ids[2]), [seq(&ids[3]), seq(&ids[4])]);
+
+    // What a failover to a replica that missed the last two entries leaves: they are gone, the
+    // sequence is back where the replica had it, and another instance has moved the log on.
+    for key in ["herald:log".to_owned(), format!("herald:topic:{TOPIC}")] {
+        redis.command(&["XDEL", &key, &format!("{}-0", lost[0]), &format!("{}-0", lost[1])]).await;
+        redis.command(&["XSETID", &key, &format!("{kept}-0")]).await;
+    }
+    redis.command(&["SET", "herald:seq", &kept, "KEEPTTL"]).await;
+    redis.command(&["SET", "herald:epoch", "1", "KEEPTTL"]).await;
+    // Two new events, numbered as the lost ones were.
+    let replacements = [app.publish_ok(TOPIC, "6").await, app.publish_ok(TOPIC, "7").await];
+    assert_eq!(replacements.map(|id| seq(&id)), lost, "the new events took the lost ones' numbers");
+
+    let reset = next_event(&mut stream).await;
+    assert_eq!(reset.event, "reset", "the subscriber is told before anything else: {reset:?}");
+    assert!(
+        reset.id.ends_with(&format!("-{kept}")),
+        "positioned at the last entry both logs hold: {reset:?}"
+    );
+    assert_eq!(next_event(&mut stream).await.data, "6", "then the events that took the lost ones' places");
+    assert_eq!(next_event(&mut stream).await.data, "7");
 }
 
 /// What each subscriber received, as event names and data, and what the publisher was told.
