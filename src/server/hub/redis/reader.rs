@@ -101,10 +101,12 @@ impl Reader {
     async fn follow(&mut self) -> Result<(), Unavailable> {
         let log = Arc::clone(&self.log);
         let (mut connection, generation) = log.redis.dedicated_connection(READ_BLOCK).await?;
-        let failed_over = self.primary.replace(generation).is_some_and(|before| before != generation);
+        let failed_over = self.primary.is_some_and(|before| before != generation);
         if failed_over && self.position.is_some() {
             self.after_failover(&mut connection).await?;
         }
+        // Only once handled: a failover whose handling failed is handled on the next connection.
+        self.primary = Some(generation);
         self.check_epoch(&mut connection).await?;
         if self.position.is_none() {
             let last: redis::streams::StreamRangeReply = log.redis.observe(
