@@ -86,8 +86,8 @@ struct Connections {
     /// Replays' own connection: a large reply queued on the shared one would hold up every
     /// publish behind it until their timeouts said Redis was down.
     replays: ConnectionManager,
-    /// Publishes' own connection: with `WAIT`, a publish holds its connection until replicas
-    /// confirm, and nothing else should queue behind it.
+    /// Publishes' connection: with `WAIT`, one of their own, since a publish holds it until
+    /// replicas confirm and nothing else should queue behind it; else the shared one.
     publishes: ConnectionManager,
 }
 
@@ -469,16 +469,16 @@ impl Connections {
             ConnectionManager::new_lazy_with_config(client.clone(), config)
                 .expect("a lazy connection manager without resubscription")
         };
-        // A publish that waits for replicas waits for them at most `WAIT`'s own timeout, which
-        // its connection allows for on top of the reply's.
-        let publish_timeout = if waits { RESPONSE_TIMEOUT + WAIT_TIMEOUT } else { RESPONSE_TIMEOUT };
-        Self {
-            generation,
-            connection: manager(RESPONSE_TIMEOUT),
-            replays: manager(REPLAY_TIMEOUT),
-            publishes: manager(publish_timeout),
-            client,
-        }
+        let connection = manager(RESPONSE_TIMEOUT);
+        // A publish that waits for replicas holds a connection of its own, which allows for
+        // `WAIT`'s timeout on top of the reply's. Otherwise publishes share the connection: a
+        // publish that gets through then also says the other commands will, where a connection
+        // of its own could be back while the shared one still fails, and `/readyz` would flap.
+        let publishes = match waits {
+            true => manager(RESPONSE_TIMEOUT + WAIT_TIMEOUT),
+            false => connection.clone(),
+        };
+        Self { generation, connection, replays: manager(REPLAY_TIMEOUT), publishes, client }
     }
 }
 
