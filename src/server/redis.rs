@@ -322,10 +322,7 @@ impl Redis {
             let primary = matches!(&role, redis::Value::Array(fields)
                 if matches!(fields.first(), Some(redis::Value::BulkString(role)) if role == b"master"));
             if !primary {
-                self.health.set(false, None);
-                if let Some(sentinels) = &self.sentinels {
-                    sentinels.lost.notify_one();
-                }
+                self.lost(None);
                 return Err(Unavailable);
             }
         }
@@ -412,12 +409,18 @@ impl Redis {
                 Err(Unavailable)
             }
             Err(err) => {
-                self.health.set(false, Some(&err));
-                if let Some(sentinels) = &self.sentinels {
-                    sentinels.lost.notify_one();
-                }
+                self.lost(Some(&err));
                 Err(Unavailable)
             }
+        }
+    }
+
+    /// Redis is unavailable (`err` says why, if it said anything): with Sentinels, they are asked
+    /// for the primary at once.
+    fn lost(&self, err: Option<&RedisError>) {
+        self.health.set(false, err);
+        if let Some(sentinels) = &self.sentinels {
+            sentinels.lost.notify_one();
         }
     }
 
