@@ -81,7 +81,7 @@ impl RedisLog {
                         .arg(group);
                 }
             }
-            // On the publishes' own connection, which `WAIT` holds until replicas confirm.
+            // On the publishes' connection: with `WAIT`, their own, which it holds until replicas confirm.
             let mut connection = self.redis.publish_connection()?;
             let answer: Vec<String> = self.redis.observe(invocation.invoke_async(&mut connection).await)?;
             match answer.as_slice() {
